@@ -1,0 +1,12 @@
+//! Shared between the kernel programs (`netpost-ebpf`) and userspace (`netpost-user`):
+//! the `#[repr(C)]` layouts of map keys and values, and the pure packet logic (header
+//! parsing, wire accounting) so that host unit tests check exactly what the kernel runs.
+#![no_std]
+
+pub mod account;
+pub mod counters;
+pub mod parse;
+
+pub use account::{Accounting, account, estimate_segments};
+pub use counters::{Counters, Family, Hook, HookCounters, IfaceInfo, MAX_IFACES, Proto};
+pub use parse::{PacketBytes, Parsed, parse};

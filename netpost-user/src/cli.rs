@@ -1,0 +1,92 @@
+//! Command-line flags. They are a contract scripts rely on: extend, never rename or drop
+//! (docs/cli.md).
+use clap::Parser;
+
+use crate::loader::XdpChoice;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "netpost",
+    version,
+    about = "Live packet-path counters for Linux: XDP and tc per interface, per protocol, headers vs payload"
+)]
+pub struct Cli {
+    /// Interface to watch (repeat for several).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE", required = true)]
+    pub interfaces: Vec<String>,
+
+    /// Enter this network namespace (as `ip netns add` creates them) before attaching.
+    #[arg(long, value_name = "NAME")]
+    pub netns: Option<String>,
+
+    /// Collection interval in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub interval: u64,
+
+    /// Stop after this many seconds (default: run until Ctrl-C or SIGTERM).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub duration: Option<f64>,
+
+    /// Headless: no live view on the terminal.
+    #[arg(long)]
+    pub no_tui: bool,
+
+    /// Write one JSON object per interval (JSON Lines) to PATH, or to stdout with `-`.
+    #[arg(long, value_name = "PATH|-")]
+    pub json: Option<String>,
+
+    /// XDP attach mode; `auto` picks per device the one that costs its traffic least.
+    #[arg(long, value_enum, default_value_t = XdpChoice::Auto)]
+    pub xdp_mode: XdpChoice,
+}
+
+fn parse_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("'{s}' is not a positive number of seconds")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "netpost",
+            "-i",
+            "veth0",
+            "--interface",
+            "veth1",
+            "--netns",
+            "lab",
+            "--interval",
+            "250",
+            "--duration",
+            "1.5",
+            "--no-tui",
+            "--json",
+            "-",
+            "--xdp-mode",
+            "generic",
+        ])
+        .unwrap();
+        assert_eq!(cli.interfaces, ["veth0", "veth1"]);
+        assert_eq!(cli.netns.as_deref(), Some("lab"));
+        assert_eq!(cli.interval, 250);
+        assert_eq!(cli.duration, Some(1.5));
+        assert!(cli.no_tui);
+        assert_eq!(cli.json.as_deref(), Some("-"));
+        assert_eq!(cli.xdp_mode, XdpChoice::Generic);
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        assert!(Cli::try_parse_from(["netpost"]).is_err(), "-i is required");
+        assert!(Cli::try_parse_from(["netpost", "-i", "x", "--interval", "0"]).is_err());
+        assert!(Cli::try_parse_from(["netpost", "-i", "x", "--duration", "-3"]).is_err());
+        assert!(Cli::try_parse_from(["netpost", "-i", "x", "--xdp-mode", "turbo"]).is_err());
+    }
+}

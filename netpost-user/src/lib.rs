@@ -1,0 +1,12 @@
+//! netpost's userspace: loader (attach, own links), collector loop, the Snapshot model and
+//! its sinks. main.rs is a thin CLI over this library so tests reuse the same code.
+pub mod cli;
+pub mod error;
+pub mod fmt;
+pub mod loader;
+pub mod model;
+pub mod netdev;
+pub mod netns;
+pub mod preflight;
+pub mod run;
+pub mod sink;

@@ -1,0 +1,116 @@
+use std::{process::ExitCode, time::Duration};
+
+use anyhow::Context as _;
+use clap::{Parser as _, error::ErrorKind};
+use netpost::{
+    cli::Cli,
+    error::SetupError,
+    loader::{self, Attachment},
+    netdev::{self, NetDev},
+    netns, preflight,
+    run::{self, RunConfig},
+    sink::{Sink, json::JsonLines, table::Table},
+};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // One line: clap's first line, without its usage block.
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("netpost: error: {first} (see netpost --help)");
+            return ExitCode::from(2);
+        }
+    };
+    match run_cli(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("netpost: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_cli(cli: Cli) -> anyhow::Result<()> {
+    preflight::check_privileges()?;
+    preflight::check_btf()?;
+    if let Some(ns) = &cli.netns {
+        // Before any thread exists, so the runtime's threads start in the namespace too.
+        netns::enter(ns)?;
+    }
+    let devs = resolve_interfaces(&cli.interfaces, cli.netns.as_deref())?;
+    // Outputs are opened before attaching so a bad --json path leaves nothing behind.
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    if let Some(target) = &cli.json {
+        let sink =
+            JsonLines::open(target).with_context(|| format!("cannot open --json {target}"))?;
+        sinks.push(Box::new(sink));
+    }
+    // The table shares stdout with nothing: `--json -` owns it.
+    if !cli.no_tui && cli.json.as_deref() != Some("-") {
+        sinks.push(Box::new(Table::new(std::io::stdout())));
+    }
+    let attachment = loader::attach_all(&devs, cli.xdp_mode)?;
+    report_attached(&attachment, cli.netns.as_deref());
+    let config = RunConfig {
+        interval: Duration::from_millis(cli.interval),
+        duration: cli.duration.map(Duration::from_secs_f64),
+        netns: cli.netns.clone(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(run::run(&attachment, &config, &mut sinks))?;
+    drop(attachment);
+    eprintln!("netpost: detached");
+    Ok(())
+}
+
+fn resolve_interfaces(names: &[String], ns: Option<&str>) -> Result<Vec<NetDev>, SetupError> {
+    let mut devs: Vec<NetDev> = Vec::new();
+    for name in names {
+        if devs.iter().any(|d| &d.name == name) {
+            return Err(SetupError::DuplicateInterface(name.clone()));
+        }
+        let dev = netdev::lookup(name).map_err(|_| SetupError::NoSuchInterface {
+            name: name.clone(),
+            where_: ns
+                .map(|n| format!(" in network namespace '{n}'"))
+                .unwrap_or_default(),
+            hint: ns.map(|n| format!(" -n {n}")).unwrap_or_default(),
+        })?;
+        devs.push(dev);
+    }
+    Ok(devs)
+}
+
+fn report_attached(attachment: &Attachment, ns: Option<&str>) {
+    for w in attachment.watched() {
+        let why = match (w.info.xdp_mode.as_str(), w.dev.is_virtual()) {
+            ("generic", true) => " (virtual device: generic XDP costs its traffic least)",
+            ("generic", false) => " (driver has no native XDP)",
+            _ => "",
+        };
+        eprintln!(
+            "netpost: watching {}{} (ifindex {}, driver {}): XDP {}{}, tc ingress+egress via {}",
+            w.dev.name,
+            ns.map(|n| format!(" in netns {n}")).unwrap_or_default(),
+            w.dev.ifindex,
+            if w.dev.driver.is_empty() {
+                "?"
+            } else {
+                &w.dev.driver
+            },
+            w.info.xdp_mode,
+            why,
+            w.info.tc_mode,
+        );
+    }
+}

@@ -1,0 +1,327 @@
+//! Turns raw counters into the [`Snapshot`] every sink renders: cumulative totals since
+//! start plus per-second rates over the last interval. Pure, so it is tested without root.
+
+use std::collections::BTreeMap;
+
+use netpost_common::{Counters, Family, Hook, HookCounters, Proto};
+use serde::Serialize;
+
+/// Raw cumulative counters of one interface, summed over CPUs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IfaceCounters {
+    pub hooks: [HookCounters; Hook::COUNT],
+}
+
+/// One collection: cumulative counters per interface name, at a time.
+#[derive(Clone, Debug, Default)]
+pub struct RawSample {
+    /// Milliseconds since the Unix epoch.
+    pub ts_ms: u64,
+    /// Milliseconds since netpost attached.
+    pub elapsed_ms: u64,
+    pub interfaces: BTreeMap<String, IfaceCounters>,
+}
+
+/// Packets and bytes of one slice of traffic.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Traffic {
+    /// Wire segments (a GSO/GRO super-packet counts each segment).
+    pub packets: u64,
+    /// Wire bytes from the Ethernet header on, FCS excluded.
+    pub bytes: u64,
+    /// What the hook ran on: XDP frames or skbs.
+    pub frames: u64,
+    pub header_bytes: u64,
+    pub payload_bytes: u64,
+}
+
+impl From<&Counters> for Traffic {
+    fn from(c: &Counters) -> Self {
+        Traffic {
+            packets: c.packets,
+            bytes: c.bytes,
+            frames: c.frames,
+            header_bytes: c.header_bytes,
+            payload_bytes: c.payload_bytes,
+        }
+    }
+}
+
+/// Traffic split by transport protocol. `other` includes malformed frames.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ByProto {
+    pub tcp: Traffic,
+    pub udp: Traffic,
+    pub icmp: Traffic,
+    pub icmpv6: Traffic,
+    pub other: Traffic,
+}
+
+/// Traffic split by network family.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ByFamily {
+    pub ipv4: Traffic,
+    pub ipv6: Traffic,
+    pub other: Traffic,
+}
+
+/// Everything one hook saw on one interface (the JSON schema's `H`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct HookStats {
+    pub packets: u64,
+    pub bytes: u64,
+    pub header_bytes: u64,
+    pub payload_bytes: u64,
+    pub frames: u64,
+    pub by_proto: ByProto,
+    pub by_family: ByFamily,
+    /// Frames whose headers do not hold together (also counted in `by_proto.other`).
+    pub malformed: Traffic,
+    /// Packets per second over the last interval.
+    pub pps: f64,
+    /// Bits per second over the last interval.
+    pub bps: f64,
+}
+
+/// The three hooks of one interface.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct IfaceStats {
+    pub xdp: HookStats,
+    pub tc_ingress: HookStats,
+    pub tc_egress: HookStats,
+}
+
+impl IfaceStats {
+    pub fn hook(&self, hook: Hook) -> &HookStats {
+        match hook {
+            Hook::Xdp => &self.xdp,
+            Hook::TcIngress => &self.tc_ingress,
+            Hook::TcEgress => &self.tc_egress,
+        }
+    }
+
+    fn hook_mut(&mut self, hook: Hook) -> &mut HookStats {
+        match hook {
+            Hook::Xdp => &mut self.xdp,
+            Hook::TcIngress => &mut self.tc_ingress,
+            Hook::TcEgress => &mut self.tc_egress,
+        }
+    }
+}
+
+/// What netpost attached where (static for a run).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AttachInfo {
+    pub ifindex: u32,
+    /// "generic", "native" or "off".
+    pub xdp_mode: String,
+    /// "tcx" (fd-based links) or "netlink" (clsact filters, kernels < 6.6).
+    pub tc_mode: String,
+}
+
+/// One immutable view of everything netpost knows, handed to every sink.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Snapshot {
+    pub ts_ms: u64,
+    pub elapsed_ms: u64,
+    /// Length of the interval the rates cover.
+    pub interval_ms: u64,
+    pub netns: Option<String>,
+    pub interfaces: BTreeMap<String, IfaceStats>,
+    pub attached: BTreeMap<String, AttachInfo>,
+}
+
+/// Folds one hook's raw per-(family, proto) counters into its totals and splits.
+pub fn hook_totals(raw: &HookCounters) -> HookStats {
+    let mut stats = HookStats::default();
+    let mut total = Counters::default();
+    for family in Family::ALL {
+        let mut family_total = Counters::default();
+        for proto in Proto::ALL {
+            let c = raw.get(family, proto);
+            family_total.add(c);
+            let slot = match proto {
+                Proto::Tcp => &mut stats.by_proto.tcp,
+                Proto::Udp => &mut stats.by_proto.udp,
+                Proto::Icmp => &mut stats.by_proto.icmp,
+                Proto::Icmpv6 => &mut stats.by_proto.icmpv6,
+                Proto::Other | Proto::Malformed => &mut stats.by_proto.other,
+            };
+            add_traffic(slot, c);
+            if proto == Proto::Malformed {
+                add_traffic(&mut stats.malformed, c);
+            }
+        }
+        total.add(&family_total);
+        *match family {
+            Family::Ipv4 => &mut stats.by_family.ipv4,
+            Family::Ipv6 => &mut stats.by_family.ipv6,
+            Family::Other => &mut stats.by_family.other,
+        } = Traffic::from(&family_total);
+    }
+    stats.packets = total.packets;
+    stats.bytes = total.bytes;
+    stats.header_bytes = total.header_bytes;
+    stats.payload_bytes = total.payload_bytes;
+    stats.frames = total.frames;
+    stats
+}
+
+fn add_traffic(into: &mut Traffic, c: &Counters) {
+    into.packets += c.packets;
+    into.bytes += c.bytes;
+    into.frames += c.frames;
+    into.header_bytes += c.header_bytes;
+    into.payload_bytes += c.payload_bytes;
+}
+
+/// Per-second rate of a cumulative counter; 0 when the interval is empty or the counter
+/// went backwards (it never should: maps are only created, never reset, by netpost).
+pub fn rate(now: u64, before: u64, interval_ms: u64) -> f64 {
+    if interval_ms == 0 || now < before {
+        return 0.0;
+    }
+    (now - before) as f64 * 1000.0 / interval_ms as f64
+}
+
+/// Builds the snapshot for `now`, with rates against `prev` (the previous sample, or the
+/// all-zero sample taken at attach time).
+pub fn build_snapshot(
+    now: &RawSample,
+    prev: &RawSample,
+    netns: Option<&str>,
+    attached: &BTreeMap<String, AttachInfo>,
+) -> Snapshot {
+    let interval_ms = now.elapsed_ms.saturating_sub(prev.elapsed_ms);
+    let zero = IfaceCounters::default();
+    let interfaces = now
+        .interfaces
+        .iter()
+        .map(|(name, counters)| {
+            let before = prev.interfaces.get(name).unwrap_or(&zero);
+            let mut stats = IfaceStats::default();
+            for hook in Hook::ALL {
+                let cur = hook_totals(&counters.hooks[hook as usize]);
+                let old = hook_totals(&before.hooks[hook as usize]);
+                let out = stats.hook_mut(hook);
+                *out = cur;
+                out.pps = rate(cur.packets, old.packets, interval_ms);
+                out.bps = rate(cur.bytes, old.bytes, interval_ms) * 8.0;
+            }
+            (name.clone(), stats)
+        })
+        .collect();
+    Snapshot {
+        ts_ms: now.ts_ms,
+        elapsed_ms: now.elapsed_ms,
+        interval_ms,
+        netns: netns.map(str::to_owned),
+        interfaces,
+        attached: attached.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counters(packets: u64, bytes: u64, payload: u64) -> Counters {
+        Counters {
+            frames: packets,
+            packets,
+            bytes,
+            header_bytes: bytes - payload,
+            payload_bytes: payload,
+        }
+    }
+
+    fn sample(elapsed_ms: u64, fill: impl Fn(&mut HookCounters)) -> RawSample {
+        let mut iface = IfaceCounters::default();
+        fill(&mut iface.hooks[Hook::TcIngress as usize]);
+        RawSample {
+            ts_ms: 1_000_000 + elapsed_ms,
+            elapsed_ms,
+            interfaces: [("veth0".to_string(), iface)].into(),
+        }
+    }
+
+    #[test]
+    fn totals_fold_families_and_protocols_and_keep_malformed_in_other() {
+        let mut raw = HookCounters::default();
+        raw.by[Family::Ipv4 as usize][Proto::Udp as usize] = counters(3, 300, 150);
+        raw.by[Family::Ipv6 as usize][Proto::Udp as usize] = counters(2, 200, 80);
+        raw.by[Family::Ipv4 as usize][Proto::Tcp as usize] = counters(1, 66, 0);
+        raw.by[Family::Other as usize][Proto::Other as usize] = counters(4, 168, 0);
+        raw.by[Family::Ipv4 as usize][Proto::Malformed as usize] = counters(1, 30, 0);
+
+        let h = hook_totals(&raw);
+        assert_eq!(h.packets, 11);
+        assert_eq!(h.bytes, 764);
+        assert_eq!(h.payload_bytes, 230);
+        assert_eq!(h.header_bytes, 764 - 230);
+        assert_eq!(h.by_proto.udp.packets, 5);
+        assert_eq!(h.by_proto.udp.bytes, 500);
+        assert_eq!(h.by_proto.tcp.packets, 1);
+        assert_eq!(h.by_proto.other.packets, 5, "other includes malformed");
+        assert_eq!(h.malformed.packets, 1);
+        assert_eq!(h.by_family.ipv4.packets, 5);
+        assert_eq!(h.by_family.ipv6.packets, 2);
+        assert_eq!(h.by_family.other.packets, 4);
+    }
+
+    #[test]
+    fn rates_are_per_second_over_the_interval() {
+        let prev = sample(1_000, |h| {
+            h.by[0][Proto::Udp as usize] = counters(100, 10_000, 5_000)
+        });
+        let now = sample(1_500, |h| {
+            h.by[0][Proto::Udp as usize] = counters(300, 30_000, 15_000)
+        });
+        let snap = build_snapshot(&now, &prev, Some("ns1"), &BTreeMap::new());
+        let h = &snap.interfaces["veth0"].tc_ingress;
+        assert_eq!(snap.interval_ms, 500);
+        assert_eq!(h.packets, 300, "cumulative, not per interval");
+        assert_eq!(h.pps, 400.0);
+        assert_eq!(h.bps, 20_000.0 * 2.0 * 8.0);
+        assert_eq!(snap.interfaces["veth0"].xdp.pps, 0.0);
+        assert_eq!(snap.netns.as_deref(), Some("ns1"));
+    }
+
+    #[test]
+    fn rate_of_empty_interval_or_going_backwards_is_zero() {
+        assert_eq!(rate(10, 5, 0), 0.0);
+        assert_eq!(rate(5, 10, 1000), 0.0);
+        assert_eq!(rate(15, 5, 2000), 5.0);
+    }
+
+    #[test]
+    fn snapshot_json_has_the_documented_schema() {
+        let now = sample(2_000, |h| {
+            h.by[0][Proto::Icmp as usize] = counters(2, 196, 112)
+        });
+        let snap = build_snapshot(&now, &RawSample::default(), None, &BTreeMap::new());
+        let v = serde_json::to_value(&snap).unwrap();
+        assert_eq!(v["ts_ms"], 1_002_000);
+        let iface = &v["interfaces"]["veth0"];
+        for hook in ["xdp", "tc_ingress", "tc_egress"] {
+            let h = &iface[hook];
+            for key in [
+                "packets",
+                "bytes",
+                "header_bytes",
+                "payload_bytes",
+                "pps",
+                "bps",
+            ] {
+                assert!(h[key].is_number(), "{hook}.{key} missing: {h}");
+            }
+            for proto in ["tcp", "udp", "icmp", "icmpv6", "other"] {
+                assert!(h["by_proto"][proto]["packets"].is_u64(), "{hook} {proto}");
+                assert!(h["by_proto"][proto]["bytes"].is_u64(), "{hook} {proto}");
+            }
+        }
+        assert_eq!(iface["tc_ingress"]["by_proto"]["icmp"]["packets"], 2);
+        assert_eq!(iface["tc_ingress"]["payload_bytes"], 112);
+        assert_eq!(iface["tc_ingress"]["pps"], 1.0);
+    }
+}

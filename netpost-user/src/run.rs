@@ -1,0 +1,80 @@
+//! The collection loop: one sample per interval, turned into a Snapshot and handed to every
+//! sink; a final snapshot on Ctrl-C, SIGTERM or the end of --duration.
+use std::{
+    collections::BTreeMap,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::Context as _;
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    time::{Instant, interval_at, sleep_until},
+};
+
+use crate::{
+    loader::Attachment,
+    model::{RawSample, build_snapshot},
+    sink::Sink,
+};
+
+pub struct RunConfig {
+    pub interval: Duration,
+    pub duration: Option<Duration>,
+    pub netns: Option<String>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Runs until a signal or the deadline; returns after the last snapshot was written.
+pub async fn run(
+    attachment: &Attachment,
+    config: &RunConfig,
+    sinks: &mut [Box<dyn Sink>],
+) -> anyhow::Result<()> {
+    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let start = Instant::now();
+    let attached = attachment.attach_info();
+    let sample = |elapsed: Duration| -> anyhow::Result<RawSample> {
+        Ok(RawSample {
+            ts_ms: now_ms(),
+            elapsed_ms: elapsed.as_millis() as u64,
+            interfaces: attachment.read().context("reading counters")?,
+        })
+    };
+    // Counters are created zeroed with the maps, so the baseline is all zeros at start.
+    let mut prev = RawSample {
+        interfaces: attachment
+            .watched()
+            .iter()
+            .map(|w| (w.dev.name.clone(), Default::default()))
+            .collect::<BTreeMap<_, _>>(),
+        ..Default::default()
+    };
+    let mut ticker = interval_at(start + config.interval, config.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let deadline = config.duration.map(|d| start + d);
+    let mut emit = |prev: &mut RawSample| -> anyhow::Result<()> {
+        let now = sample(start.elapsed())?;
+        let snapshot = build_snapshot(&now, prev, config.netns.as_deref(), &attached);
+        for sink in sinks.iter_mut() {
+            sink.emit(&snapshot).context("writing output")?;
+        }
+        *prev = now;
+        Ok(())
+    };
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => emit(&mut prev)?,
+            _ = sigint.recv() => break,
+            _ = sigterm.recv() => break,
+            _ = sleep_until(deadline.unwrap_or(start)), if deadline.is_some() => break,
+        }
+    }
+    emit(&mut prev)
+}
