@@ -1,0 +1,193 @@
+//! Real traffic from real sockets. Each helper runs inside a namespace (see
+//! [`NetNs::run`](crate::netns::NetNs::run)) and sends to addresses of the test's own
+//! namespaces only.
+use std::{
+    io::{Read, Write},
+    net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket},
+    time::Duration,
+};
+
+use crate::netns::{End, NetNs};
+
+/// Binds a UDP socket in `ns` so datagrams to `port` are delivered (no ICMP unreachables).
+pub fn udp_receiver(ns: &NetNs, addr: IpAddr, port: u16) -> UdpSocket {
+    ns.run(move || UdpSocket::bind(SocketAddr::new(addr, port)).expect("bind udp receiver"))
+}
+
+/// Receives `count` datagrams (each test waits for delivery before reading counters).
+pub fn udp_receive(sock: &UdpSocket, count: usize) {
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut buf = [0u8; 65536];
+    for i in 0..count {
+        sock.recv(&mut buf)
+            .unwrap_or_else(|e| panic!("datagram {i}/{count} not received: {e}"));
+    }
+}
+
+/// Sends `count` datagrams of `size` payload bytes from `ns` to `dst`.
+pub fn udp_send(ns: &NetNs, dst: SocketAddr, count: usize, size: usize) {
+    ns.run(move || {
+        let bind: SocketAddr = if dst.is_ipv4() {
+            "0.0.0.0:0".parse().unwrap()
+        } else {
+            "[::]:0".parse().unwrap()
+        };
+        let sock = UdpSocket::bind(bind).expect("bind udp sender");
+        let payload = vec![0x5a; size];
+        for _ in 0..count {
+            sock.send_to(&payload, dst).expect("send_to");
+        }
+    })
+}
+
+/// Sends `count` ICMP echo requests with `size` data bytes from `ns` to `dst` over a raw
+/// socket, and waits for every reply.
+pub fn ping4(ns: &NetNs, dst: std::net::Ipv4Addr, count: u16, size: usize) {
+    ns.run(move || {
+        // SAFETY: plain socket(2); closed below.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) };
+        assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+        let to = libc::sockaddr_in {
+            sin_family: libc::AF_INET as u16,
+            sin_port: 0,
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(dst).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let tv = libc::timeval {
+            tv_sec: 5,
+            tv_usec: 0,
+        };
+        // SAFETY: valid fd and option struct.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                size_of::<libc::timeval>() as u32,
+            )
+        };
+        let ident = (std::process::id() & 0xffff) as u16;
+        for seq in 0..count {
+            let mut msg = vec![8u8, 0, 0, 0];
+            msg.extend_from_slice(&ident.to_be_bytes());
+            msg.extend_from_slice(&seq.to_be_bytes());
+            msg.extend(std::iter::repeat_n(0xa5, size));
+            let sum = internet_checksum(&msg);
+            msg[2..4].copy_from_slice(&sum.to_be_bytes());
+            // SAFETY: buffer and address are valid for the call.
+            let sent = unsafe {
+                libc::sendto(
+                    fd,
+                    msg.as_ptr().cast(),
+                    msg.len(),
+                    0,
+                    (&to as *const libc::sockaddr_in).cast(),
+                    size_of::<libc::sockaddr_in>() as u32,
+                )
+            };
+            assert_eq!(sent, msg.len() as isize, "sendto icmp");
+            // The raw socket also sees our own request on some paths: read until the reply.
+            let mut buf = [0u8; 2048];
+            loop {
+                // SAFETY: valid buffer.
+                let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+                assert!(n > 0, "echo reply {seq} not received");
+                let ihl = (buf[0] & 0x0f) as usize * 4;
+                let icmp = &buf[ihl..n as usize];
+                if icmp[0] == 0 && icmp[6..8] == seq.to_be_bytes() {
+                    break;
+                }
+            }
+        }
+        // SAFETY: closing the fd we opened.
+        unsafe { libc::close(fd) };
+    })
+}
+
+fn internet_checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32)
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Writes raw Ethernet frames onto `ifname` with an AF_PACKET socket (for frames no socket
+/// API produces: VLAN tags, malformed headers).
+pub fn send_frames(ns: &NetNs, ifname: &str, frames: Vec<Vec<u8>>) {
+    let ifname = ifname.to_string();
+    ns.run(move || {
+        let index = {
+            let c = std::ffi::CString::new(ifname.clone()).unwrap();
+            // SAFETY: valid C string.
+            unsafe { libc::if_nametoindex(c.as_ptr()) }
+        };
+        assert_ne!(index, 0, "{ifname} not found");
+        // SAFETY: plain socket(2); closed below.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+        assert!(
+            fd >= 0,
+            "packet socket: {}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: all-zero sockaddr_ll is valid; fields set below.
+        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_ifindex = index as i32;
+        addr.sll_halen = 6;
+        for frame in frames {
+            addr.sll_addr[..6].copy_from_slice(&frame[..6]);
+            // SAFETY: buffer and address are valid for the call.
+            let sent = unsafe {
+                libc::sendto(
+                    fd,
+                    frame.as_ptr().cast(),
+                    frame.len(),
+                    0,
+                    (&addr as *const libc::sockaddr_ll).cast(),
+                    size_of::<libc::sockaddr_ll>() as u32,
+                )
+            };
+            assert_eq!(
+                sent,
+                frame.len() as isize,
+                "AF_PACKET send: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        // SAFETY: closing the fd we opened.
+        unsafe { libc::close(fd) };
+    })
+}
+
+/// A TCP exchange from `client` to `server`: connect, send `up` bytes, receive `down`
+/// bytes back, close from both sides. Returns when both ends are done.
+pub fn tcp_exchange(client: &NetNs, server: &NetNs, server_end: &End, up: usize, down: usize) {
+    let addr = SocketAddr::new(IpAddr::V4(server_end.ip4), 5201);
+    let listener = server.run(move || TcpListener::bind(addr).expect("listen"));
+    let server_thread = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("accept");
+        let mut got = vec![0u8; up];
+        conn.read_exact(&mut got).expect("server read");
+        conn.write_all(&vec![0x42; down]).expect("server write");
+        // Wait for the client's FIN before closing, so the teardown is the same every run.
+        let mut rest = Vec::new();
+        conn.read_to_end(&mut rest).expect("server read eof");
+        assert!(rest.is_empty());
+    });
+    client.run(move || {
+        let mut conn = TcpStream::connect(addr).expect("connect");
+        conn.write_all(&vec![0x24; up]).expect("client write");
+        let mut got = vec![0u8; down];
+        conn.read_exact(&mut got).expect("client read");
+        conn.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    });
+    server_thread.join().expect("server thread");
+}

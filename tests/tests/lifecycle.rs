@@ -1,0 +1,295 @@
+//! Bad input gives one clear line and a non-zero exit with nothing attached; a running
+//! netpost detaches on SIGTERM/SIGINT/--duration and leaves nothing behind after SIGKILL.
+use std::time::{Duration, Instant};
+
+use netpost_tests::{
+    kernel::{Attached, attached_programs},
+    netns::{NetNs, VethPair},
+    netpost::{Netpost, binary, run},
+    require_root,
+};
+
+/// The single line netpost printed on stderr for a refused run.
+fn one_error_line(stderr: &str) -> &str {
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line, got: {stderr:?}");
+    assert!(lines[0].starts_with("netpost: error: "), "{stderr:?}");
+    lines[0]
+}
+
+fn ours() -> Attached {
+    Attached {
+        xdp: vec!["netpost_xdp".into()],
+        tcx_ingress: vec!["netpost_tc_in".into()],
+        tcx_egress: vec!["netpost_tc_out".into()],
+    }
+}
+
+/// Links are released when their last fd closes; give the kernel a moment.
+fn wait_until_clean(ns: &NetNs, ifname: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = attached_programs(ns, ifname);
+        if now.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still attached to {ifname}: {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn unknown_interface_is_refused_before_anything_is_attached() {
+    require_root();
+    let pair = VethPair::new();
+    let out = run(&[
+        "--netns",
+        &pair.ns_b.name,
+        "-i",
+        &pair.b.ifname,
+        "-i",
+        "nosuch0",
+        "--no-tui",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let line = one_error_line(&out.stderr);
+    assert!(
+        line.contains("interface 'nosuch0' does not exist"),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("ip -n {} link", pair.ns_b.name)),
+        "{line}"
+    );
+    assert!(attached_programs(&pair.ns_b, &pair.b.ifname).is_empty());
+}
+
+#[test]
+fn unknown_namespace_is_refused() {
+    require_root();
+    let out = run(&["--netns", "netpost-no-such-ns", "-i", "lo", "--no-tui"]);
+    assert_eq!(out.status.code(), Some(1));
+    let line = one_error_line(&out.stderr);
+    assert!(
+        line.contains("network namespace 'netpost-no-such-ns' does not exist"),
+        "{line}"
+    );
+}
+
+#[test]
+fn unprivileged_user_is_told_to_use_root() {
+    require_root();
+    let bin = binary();
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(&bin)
+        .args(["-i", "lo", "--no-tui"])
+        .output()
+        .expect("setpriv");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(one_error_line(&stderr).contains("needs root"), "{stderr}");
+}
+
+#[test]
+fn missing_btf_is_refused() {
+    require_root();
+    let out = std::process::Command::new(binary())
+        .env("NETPOST_BTF", "/nonexistent/vmlinux")
+        .args(["-i", "lo", "--no-tui"])
+        .output()
+        .expect("spawn");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    let line = one_error_line(&stderr);
+    assert!(
+        line.contains("kernel BTF not found at /nonexistent/vmlinux"),
+        "{line}"
+    );
+}
+
+#[test]
+fn bad_flags_get_one_line_and_exit_2() {
+    require_root();
+    for args in [
+        vec!["-i", "lo", "--interval", "0"],
+        vec!["-i", "lo", "--duration", "-1"],
+        vec!["-i", "lo", "--xdp-mode", "turbo"],
+        vec!["--no-tui"],
+        vec!["-i", "lo", "--bogus"],
+    ] {
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", out.stderr);
+        one_error_line(&out.stderr);
+    }
+    let out = run(&["-i", "lo", "-i", "lo"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(one_error_line(&out.stderr).contains("given twice"));
+}
+
+#[test]
+fn unwritable_json_path_attaches_nothing() {
+    require_root();
+    let pair = VethPair::new();
+    let ns = pair.ns_b.name.clone();
+    let out = run(&[
+        "--netns",
+        &ns,
+        "-i",
+        &pair.b.ifname,
+        "--json",
+        "/nonexistent/dir/out.jsonl",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(one_error_line(&out.stderr).contains("cannot open --json /nonexistent/dir/out.jsonl"));
+    assert!(attached_programs(&pair.ns_b, &pair.b.ifname).is_empty());
+}
+
+#[test]
+fn foreign_xdp_program_is_refused_and_partial_attachments_are_undone() {
+    require_root();
+    let pair = VethPair::new();
+    let first = Netpost::start(&pair.ns_b.name, &[&pair.b.ifname], &[]);
+    assert_eq!(attached_programs(&pair.ns_b, &pair.b.ifname), ours());
+    // lo attaches fine, then the busy veth fails: lo must be released again.
+    let out = run(&[
+        "--netns",
+        &pair.ns_b.name,
+        "-i",
+        "lo",
+        "-i",
+        &pair.b.ifname,
+        "--no-tui",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    let line = one_error_line(&out.stderr);
+    assert!(
+        line.contains(&format!(
+            "interface '{}' already has an XDP program",
+            pair.b.ifname
+        )),
+        "{line}"
+    );
+    assert!(line.contains("--xdp-mode off"), "the fix is named: {line}");
+    wait_until_clean(&pair.ns_b, "lo");
+    // The first netpost is untouched and still counting.
+    assert_eq!(attached_programs(&pair.ns_b, &pair.b.ifname), ours());
+    first.stop();
+    wait_until_clean(&pair.ns_b, &pair.b.ifname);
+}
+
+#[test]
+fn sigkill_leaves_nothing_attached() {
+    require_root();
+    let pair = VethPair::new();
+    let netpost = Netpost::start(&pair.ns_b.name, &[&pair.b.ifname, "lo"], &[]);
+    assert_eq!(attached_programs(&pair.ns_b, &pair.b.ifname), ours());
+    assert_eq!(attached_programs(&pair.ns_b, "lo"), ours());
+    netpost.kill9();
+    wait_until_clean(&pair.ns_b, &pair.b.ifname);
+    wait_until_clean(&pair.ns_b, "lo");
+}
+
+#[test]
+fn sigterm_sigint_and_duration_exit_zero_with_the_last_object_flushed() {
+    require_root();
+    let pair = VethPair::new();
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let netpost = Netpost::start(&pair.ns_b.name, &[&pair.b.ifname], &[]);
+        std::thread::sleep(Duration::from_millis(250));
+        let lines = netpost.stop_with(signal);
+        assert!(lines.len() >= 2, "interval lines plus the final one");
+        let ts: Vec<u64> = lines.iter().map(|l| l["ts_ms"].as_u64().unwrap()).collect();
+        assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{ts:?}");
+        wait_until_clean(&pair.ns_b, &pair.b.ifname);
+    }
+    let started = Instant::now();
+    let out = run(&[
+        "--netns",
+        &pair.ns_b.name,
+        "-i",
+        &pair.b.ifname,
+        "--no-tui",
+        "--json",
+        "-",
+        "--interval",
+        "100",
+        "--duration",
+        "0.5",
+    ]);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let lines: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("stdout is JSON Lines"))
+        .collect();
+    assert!(lines.len() >= 4, "~5 intervals + final: {}", out.stdout);
+    let last = lines.last().unwrap();
+    assert!(last["elapsed_ms"].as_u64().unwrap() >= 500);
+    assert!(out.stderr.contains("netpost: detached"));
+    wait_until_clean(&pair.ns_b, &pair.b.ifname);
+}
+
+#[test]
+fn live_table_is_printed_without_no_tui() {
+    require_root();
+    let pair = VethPair::new();
+    let out = run(&[
+        "--netns",
+        &pair.ns_b.name,
+        "-i",
+        &pair.b.ifname,
+        "--interval",
+        "100",
+        "--duration",
+        "0.35",
+    ]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let rows = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with(pair.b.ifname.as_str()));
+    let hooks: Vec<&str> = rows.filter_map(|l| l.split_whitespace().nth(1)).collect();
+    assert!(hooks.len() >= 6, "a table per interval: {}", out.stdout);
+    assert_eq!(&hooks[..3], ["xdp", "tc_ingress", "tc_egress"]);
+    assert!(out.stdout.contains("netns "), "{}", out.stdout);
+}
+
+#[test]
+fn xdp_mode_flag_forces_native_or_off() {
+    require_root();
+    let pair = VethPair::new();
+    let native = Netpost::start(
+        &pair.ns_b.name,
+        &[&pair.b.ifname],
+        &["--xdp-mode", "native"],
+    );
+    let out = pair
+        .ns_b
+        .exec("ip", &["-j", "-d", "link", "show", "dev", &pair.b.ifname]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["xdp"]["mode"], 1, "XDP_ATTACHED_DRV: {out}");
+    assert_eq!(
+        native.stop()["attached"][pair.b.ifname.as_str()]["xdp_mode"],
+        "native"
+    );
+    wait_until_clean(&pair.ns_b, &pair.b.ifname);
+
+    let off = Netpost::start(&pair.ns_b.name, &[&pair.b.ifname], &["--xdp-mode", "off"]);
+    let now = attached_programs(&pair.ns_b, &pair.b.ifname);
+    assert!(now.xdp.is_empty(), "{now:?}");
+    assert_eq!(now.tcx_ingress, ["netpost_tc_in"]);
+    assert_eq!(
+        off.stop()["attached"][pair.b.ifname.as_str()]["xdp_mode"],
+        "off"
+    );
+}
