@@ -19,6 +19,10 @@ const ETH_P_IPV6: u16 = 0x86dd;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
 
+/// The most a 16-bit IP length field can say. Length 0 stands for "the rest of the frame"
+/// (BIG TCP, jumbograms) only when the datagram is longer than this.
+const MAX_LEN_FIELD: u32 = 0xffff;
+
 const IPPROTO_HOPOPTS: u8 = 0;
 const IPPROTO_ICMP: u8 = 1;
 const IPPROTO_TCP: u8 = 6;
@@ -124,8 +128,8 @@ fn parse_ipv4<P: PacketBytes + ?Sized>(pkt: &P, l2: u32, len: u32) -> Parsed {
     }
     let avail = len - l2;
     let tot_len = be16(ip[2], ip[3]) as u32;
-    let datagram = if tot_len == 0 {
-        // GSO super-packets above 64 KiB (BIG TCP) carry 0 here.
+    let datagram = if tot_len == 0 && avail > MAX_LEN_FIELD {
+        // GSO super-packets above 64 KiB (BIG TCP) carry 0 here. Below that, 0 is < IHL.
         avail
     } else if tot_len < ihl || tot_len > avail {
         return malformed;
@@ -154,10 +158,11 @@ fn parse_ipv6<P: PacketBytes + ?Sized>(pkt: &P, l2: u32, len: u32) -> Parsed {
         return malformed;
     }
     let payload_len = be16(ip[4], ip[5]) as u32;
-    let l3_end = if payload_len == 0 {
-        // Jumbograms and BIG TCP super-packets.
+    let avail = len - l2 - 40;
+    let l3_end = if payload_len == 0 && avail > MAX_LEN_FIELD {
+        // Jumbograms and BIG TCP super-packets. Below 64 KiB, 0 means no payload.
         len
-    } else if payload_len > len - l2 - 40 {
+    } else if payload_len > avail {
         return malformed;
     } else {
         l2 + 40 + payload_len
@@ -181,6 +186,10 @@ fn parse_ipv6<P: PacketBytes + ?Sized>(pkt: &P, l2: u32, len: u32) -> Parsed {
                 next = ext[0];
                 first_fragment = be16(ext[2], ext[3]) & 0xfff8 == 0;
                 off += 8;
+                if !first_fragment {
+                    // What follows in a later fragment is fragment data, not headers.
+                    break;
+                }
             }
             IPPROTO_AH => {
                 let Some(ext) = pkt.load::<2>(off) else {

@@ -12,6 +12,25 @@ pub struct IfaceCounters {
     pub hooks: [HookCounters; Hook::COUNT],
 }
 
+impl IfaceCounters {
+    /// `self - earlier`, per counter: the counts of the window between two reads.
+    pub fn since(&self, earlier: &IfaceCounters) -> IfaceCounters {
+        let mut out = self.clone();
+        for (hook, old) in out.hooks.iter_mut().zip(earlier.hooks.iter()) {
+            for (row, old_row) in hook.by.iter_mut().zip(old.by.iter()) {
+                for (c, o) in row.iter_mut().zip(old_row.iter()) {
+                    c.frames = c.frames.saturating_sub(o.frames);
+                    c.packets = c.packets.saturating_sub(o.packets);
+                    c.bytes = c.bytes.saturating_sub(o.bytes);
+                    c.header_bytes = c.header_bytes.saturating_sub(o.header_bytes);
+                    c.payload_bytes = c.payload_bytes.saturating_sub(o.payload_bytes);
+                }
+            }
+        }
+        out
+    }
+}
+
 /// One collection: cumulative counters per interface name, at a time.
 #[derive(Clone, Debug, Default)]
 pub struct RawSample {
@@ -285,6 +304,18 @@ mod tests {
         assert_eq!(h.bps, 20_000.0 * 2.0 * 8.0);
         assert_eq!(snap.interfaces["veth0"].xdp.pps, 0.0);
         assert_eq!(snap.netns.as_deref(), Some("ns1"));
+    }
+
+    #[test]
+    fn counts_since_a_baseline_subtract_every_counter() {
+        let mut base = IfaceCounters::default();
+        base.hooks[0].by[0][0] = counters(10, 1000, 400);
+        let mut now = IfaceCounters::default();
+        now.hooks[0].by[0][0] = counters(15, 1600, 700);
+        now.hooks[2].by[1][1] = counters(2, 200, 100);
+        let d = now.since(&base);
+        assert_eq!(d.hooks[0].by[0][0], counters(5, 600, 300));
+        assert_eq!(d.hooks[2].by[1][1], counters(2, 200, 100));
     }
 
     #[test]

@@ -40,14 +40,23 @@ pub async fn run(
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let start = Instant::now();
     let attached = attachment.attach_info();
+    // Hooks are attached one after another; counting from this read on gives every hook
+    // the same window.
+    let baseline = attachment.read().context("reading counters")?;
     let sample = |elapsed: Duration| -> anyhow::Result<RawSample> {
+        let now = attachment.read().context("reading counters")?;
         Ok(RawSample {
             ts_ms: now_ms(),
             elapsed_ms: elapsed.as_millis() as u64,
-            interfaces: attachment.read().context("reading counters")?,
+            interfaces: now
+                .into_iter()
+                .map(|(name, c)| {
+                    let since = baseline.get(&name).map(|b| c.since(b)).unwrap_or(c);
+                    (name, since)
+                })
+                .collect(),
         })
     };
-    // Counters are created zeroed with the maps, so the baseline is all zeros at start.
     let mut prev = RawSample {
         interfaces: attachment
             .watched()
@@ -68,9 +77,16 @@ pub async fn run(
         *prev = now;
         Ok(())
     };
+    // A tick this close to the deadline is the last one: no near-empty extra interval.
+    let slack = config.interval / 10;
     loop {
         tokio::select! {
-            _ = ticker.tick() => emit(&mut prev)?,
+            _ = ticker.tick() => {
+                emit(&mut prev)?;
+                if deadline.is_some_and(|d| Instant::now() + slack >= d) {
+                    return Ok(());
+                }
+            }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
             _ = sleep_until(deadline.unwrap_or(start)), if deadline.is_some() => break,
