@@ -1,1 +1,72 @@
-fn main() {}
+//! netpost's automation, run as `cargo xtask <task>` (alias in .cargo/config.toml).
+//! This file only parses the command line; each task lives in `tasks`.
+
+mod apt;
+mod bootstrap;
+mod cmd;
+mod probe;
+mod tasks;
+mod workspace;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, run and test netpost")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install whatever the eBPF build still lacks (nightly, rust-src, LLVM 22, bpf-linker).
+    Bootstrap,
+    /// Bootstrap, then build the `netpost` binary.
+    Build {
+        #[arg(long)]
+        release: bool,
+    },
+    /// Bootstrap, build netpost (release) and run it as root (through `sudo -E` if needed).
+    Run {
+        /// Build and run the debug profile instead of release.
+        #[arg(long)]
+        debug: bool,
+        /// Arguments for netpost, after `--`.
+        #[arg(last = true)]
+        args: Vec<OsString>,
+    },
+    /// Bootstrap, then fmt, clippy (host and eBPF) and the tests; the integration tests need root.
+    Test {
+        /// Only the parts that need no root: skips the integration tests (netpost-tests).
+        #[arg(long)]
+        unit: bool,
+        /// Arguments for the test harness, after `--` (e.g. `-- --test-threads=1`).
+        #[arg(last = true)]
+        args: Vec<OsString>,
+    },
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().task {
+        Task::Bootstrap => tasks::bootstrap(),
+        Task::Build { release } => tasks::build(release),
+        Task::Run { debug, args } => tasks::run(debug, &args),
+        Task::Test { unit, args } => tasks::test(unit, &args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            // A failed command's own exit code is forwarded, so CI sees e.g. cargo test's status.
+            let code = err
+                .downcast_ref::<cmd::Failed>()
+                .and_then(|failed| u8::try_from(failed.code).ok())
+                .filter(|&code| code != 0)
+                .unwrap_or(1);
+            ExitCode::from(code)
+        }
+    }
+}
