@@ -9,8 +9,8 @@ use std::{
 
 use serde_json::Value;
 
-/// target/<profile>/netpost, next to the test binary's deps/ directory. `cargo test` builds
-/// it because netpost-user is a default workspace member.
+/// target/<profile>/netpost, next to the test binary's deps/ directory. Cargo does not build
+/// another package's binary for these tests; `cargo xtask test` builds it first.
 pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let profile_dir = exe
@@ -20,7 +20,7 @@ pub fn binary() -> PathBuf {
     let bin = profile_dir.join("netpost");
     assert!(
         bin.exists(),
-        "{} missing: build it first (cargo build -p netpost-user)",
+        "{} missing: run the tests with `cargo xtask test`, or `cargo build -p netpost-user` first",
         bin.display()
     );
     bin

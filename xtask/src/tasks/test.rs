@@ -38,6 +38,11 @@ pub fn test(unit: bool, harness_args: &[OsString]) -> anyhow::Result<()> {
         .current_dir(&workspace::root().join("netpost-ebpf"))
         .run()?;
 
+    if !unit {
+        // The integration tests run the real `netpost` binary, which cargo does not build
+        // for another package's tests.
+        Cmd::cargo().args(["build", "-p", "netpost-user"]).run()?;
+    }
     let mut cargo_test = Cmd::cargo().arg("test");
     if unit {
         cargo_test = cargo_test.args(UNIT_PACKAGES.iter().flat_map(|package| ["-p", package]));
