@@ -5,8 +5,9 @@
 
 pub mod account;
 pub mod counters;
+pub mod netfilter;
 pub mod parse;
 
 pub use account::{Accounting, account, estimate_segments};
 pub use counters::{Counters, Family, Hook, HookCounters, IfaceInfo, MAX_IFACES, Proto};
-pub use parse::{PacketBytes, Parsed, parse};
+pub use parse::{PacketBytes, Parsed, parse, parse_l3};

@@ -63,6 +63,8 @@ pub struct Parsed {
     pub header_len: u32,
     /// Where the IP datagram ends; anything after it (Ethernet padding) is not payload.
     pub l3_end: u32,
+    /// TCP flags byte (CWR ECE URG ACK PSH RST SYN FIN); 0 for everything but TCP.
+    pub tcp_flags: u8,
 }
 
 impl Parsed {
@@ -74,6 +76,7 @@ impl Parsed {
             l2_len,
             header_len: len,
             l3_end: len,
+            tcp_flags: 0,
         }
     }
 
@@ -109,6 +112,18 @@ pub fn parse<P: PacketBytes + ?Sized>(pkt: &P) -> Parsed {
         ETH_P_IP => parse_ipv4(pkt, l2, len),
         ETH_P_IPV6 => parse_ipv6(pkt, l2, len),
         _ => Parsed::all_header(Family::Other, Proto::Other, l2, len),
+    }
+}
+
+/// Parses a packet that starts at its IP header (netfilter hooks see no Ethernet header).
+/// `family` comes from the hook (NFPROTO_IPV4/IPV6); `l2_len` is 0 in the result.
+#[inline(always)]
+pub fn parse_l3<P: PacketBytes + ?Sized>(pkt: &P, family: Family) -> Parsed {
+    let len = pkt.frame_len();
+    match family {
+        Family::Ipv4 => parse_ipv4(pkt, 0, len),
+        Family::Ipv6 => parse_ipv6(pkt, 0, len),
+        Family::Other => Parsed::all_header(Family::Other, Proto::Other, 0, len),
     }
 }
 
@@ -224,18 +239,20 @@ fn transport<P: PacketBytes + ?Sized>(
         (Family::Ipv6, IPPROTO_ICMPV6) => Proto::Icmpv6,
         _ => Proto::Other,
     };
-    let headers_only_to = |header_len| Parsed {
+    let headers_to = |header_len, tcp_flags| Parsed {
         family,
         proto,
         l2_len: l2,
         header_len,
         l3_end,
+        tcp_flags,
     };
     // Later fragments and unknown protocols: everything after the IP headers is payload.
     if !first_fragment || proto == Proto::Other {
-        return headers_only_to(l4);
+        return headers_to(l4, 0);
     }
     let malformed = Parsed::all_header(family, Proto::Malformed, l2, pkt.frame_len());
+    let mut tcp_flags = 0;
     let l4_len = match proto {
         Proto::Tcp => {
             let Some(tcp) = pkt.load::<20>(l4) else {
@@ -245,6 +262,7 @@ fn transport<P: PacketBytes + ?Sized>(
             if data_offset < 20 {
                 return malformed;
             }
+            tcp_flags = tcp[13];
             data_offset
         }
         Proto::Udp => {
@@ -269,5 +287,5 @@ fn transport<P: PacketBytes + ?Sized>(
     if l4 + l4_len > l3_end {
         return malformed;
     }
-    headers_only_to(l4 + l4_len)
+    headers_to(l4 + l4_len, tcp_flags)
 }

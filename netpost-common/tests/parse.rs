@@ -353,6 +353,7 @@ fn assert_malformed(frame: &[u8], family: Family, l2_len: u32) {
             l2_len,
             header_len: len,
             l3_end: len,
+            tcp_flags: 0,
         },
         "frame {frame:02x?}"
     );

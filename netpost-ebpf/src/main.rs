@@ -6,6 +6,7 @@
 
 mod count;
 mod maps;
+mod netfilter;
 mod packet;
 mod tc;
 mod xdp;

@@ -39,6 +39,10 @@ pub struct Cli {
     /// XDP attach mode; `auto` picks per device the one that costs its traffic least.
     #[arg(long, value_enum, default_value_t = XdpChoice::Auto)]
     pub xdp_mode: XdpChoice,
+
+    /// Do not link the netfilter hook programs (PREROUTING ... POSTROUTING).
+    #[arg(long)]
+    pub no_netfilter: bool,
 }
 
 fn parse_secs(s: &str) -> Result<f64, String> {

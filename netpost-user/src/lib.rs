@@ -3,10 +3,13 @@
 pub mod cli;
 pub mod error;
 pub mod fmt;
+pub mod kernel_btf;
 pub mod loader;
 pub mod model;
 pub mod netdev;
+pub mod netfilter;
 pub mod netns;
+pub mod nf_model;
 pub mod preflight;
 pub mod run;
 pub mod sink;

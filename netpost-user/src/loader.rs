@@ -10,12 +10,17 @@ use aya::{
     programs::{ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode, tc},
     util::KernelVersion,
 };
-use netpost_common::{Hook, HookCounters, IfaceInfo, MAX_IFACES};
+use netpost_common::{
+    Hook, HookCounters, IfaceInfo, MAX_IFACES,
+    netfilter::{NfFamily, NfHook, NfHookCounters},
+};
 
 use crate::{
     error::SetupError,
     model::{AttachInfo, IfaceCounters},
     netdev::NetDev,
+    netfilter::{self, NfLinks, NfPrograms},
+    nf_model::NfRaw,
 };
 
 /// The compiled kernel programs, embedded at build time by build.rs (aya-build).
@@ -26,6 +31,10 @@ pub const PROG_TC_IN: &str = "netpost_tc_in";
 pub const PROG_TC_OUT: &str = "netpost_tc_out";
 const MAP_IFACES: &str = "NETPOST_IFACES";
 const MAP_COUNTERS: &str = "NETPOST_COUNTERS";
+const MAP_NF: &str = "NETPOST_NF";
+const GLOBAL_NF_OFFSETS: &str = "NETPOST_NF_OFFSETS";
+/// Makes netpost behave as on a kernel without netfilter links (to test that path).
+pub const ENV_NO_NETFILTER: &str = "NETPOST_TEST_NO_NETFILTER";
 
 /// How to attach XDP (`--xdp-mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -67,14 +76,25 @@ fn mode_name(mode: Option<XdpMode>) -> &'static str {
 pub struct Programs {
     ebpf: Ebpf,
     counters: PerCpuArray<MapData, HookCounters>,
+    nf_counters: PerCpuArray<MapData, NfHookCounters>,
+    /// The netfilter programs, or why they could not be loaded (kernels < 6.4, BTF without
+    /// the fields they read...): XDP and tc work without them.
+    nf: Result<NfPrograms, String>,
 }
 
 impl Programs {
     /// Loads the object and every program into the kernel.
     pub fn load() -> Result<Programs, SetupError> {
         let btf = Btf::from_sys_fs().ok();
+        let offsets = netfilter::offsets();
+        let fallback = netpost_common::netfilter::NfOffsets::default();
         let mut ebpf = EbpfLoader::new()
             .btf(btf.as_ref())
+            .override_global(
+                GLOBAL_NF_OFFSETS,
+                offsets.as_ref().unwrap_or(&fallback),
+                true,
+            )
             .load(EBPF_OBJECT)
             .map_err(|e| SetupError::Load(format!("{e:#}")))?;
         for name in [PROG_XDP, PROG_TC_IN, PROG_TC_OUT] {
@@ -88,12 +108,35 @@ impl Programs {
             };
             loaded.map_err(|e| SetupError::Load(format!("{name}: {}", error_chain(&e))))?;
         }
-        let counters = ebpf
-            .take_map(MAP_COUNTERS)
-            .ok_or_else(|| SetupError::Load(format!("map {MAP_COUNTERS} missing")))?;
-        let counters = PerCpuArray::try_from(counters)
-            .map_err(|e| SetupError::Load(format!("{MAP_COUNTERS}: {e}")))?;
-        Ok(Programs { ebpf, counters })
+        // Before any map is taken out of `ebpf`: the loader relocates against all of them.
+        let nf = if std::env::var_os(ENV_NO_NETFILTER).is_some() {
+            Err(format!("disabled by {ENV_NO_NETFILTER}"))
+        } else {
+            offsets.and_then(|_| netfilter::load(&ebpf, EBPF_OBJECT))
+        };
+        let counters = take_per_cpu_array(&mut ebpf, MAP_COUNTERS)?;
+        let nf_counters = take_per_cpu_array(&mut ebpf, MAP_NF)?;
+        Ok(Programs {
+            ebpf,
+            counters,
+            nf_counters,
+            nf,
+        })
+    }
+
+    /// Cumulative netfilter counters of one family, summed over CPUs.
+    pub fn read_netfilter(&self, family: NfFamily) -> io::Result<NfRaw> {
+        let mut out = NfRaw::default();
+        for hook in NfHook::ALL {
+            let per_cpu = self
+                .nf_counters
+                .get(&NfHookCounters::index(family, hook), 0)
+                .map_err(io::Error::other)?;
+            for cpu in per_cpu.iter() {
+                out[hook as usize].add(cpu);
+            }
+        }
+        Ok(out)
     }
 
     /// Tells the programs to count frames of `ifindex` into counters `slot`.
@@ -156,10 +199,23 @@ pub struct Watched {
     pub info: AttachInfo,
 }
 
-/// Programs attached to a set of interfaces; dropping it detaches them all.
+fn take_per_cpu_array<V: aya::Pod>(
+    ebpf: &mut Ebpf,
+    name: &str,
+) -> Result<PerCpuArray<MapData, V>, SetupError> {
+    let map = ebpf
+        .take_map(name)
+        .ok_or_else(|| SetupError::Load(format!("map {name} missing")))?;
+    PerCpuArray::try_from(map).map_err(|e| SetupError::Load(format!("{name}: {e}")))
+}
+
+/// Programs attached to a set of interfaces and the netfilter hooks; dropping it detaches
+/// them all.
 pub struct Attachment {
     // Field order is drop order: links go before the qdiscs they may sit on.
     programs: Programs,
+    nf_links: Vec<(NfFamily, NfLinks)>,
+    nf_status: BTreeMap<String, String>,
     watched: Vec<Watched>,
     _clsact: Vec<ClsactGuard>,
 }
@@ -183,11 +239,54 @@ impl Attachment {
             .map(|w| Ok((w.dev.name.clone(), self.programs.read(w.slot)?)))
             .collect()
     }
+
+    /// Per family: "linked", or why its netfilter hooks are missing.
+    pub fn netfilter_status(&self) -> &BTreeMap<String, String> {
+        &self.nf_status
+    }
+
+    /// Cumulative netfilter counters of every linked family.
+    pub fn read_netfilter(&self) -> io::Result<BTreeMap<NfFamily, NfRaw>> {
+        self.nf_links
+            .iter()
+            .map(|(family, _)| Ok((*family, self.programs.read_netfilter(*family)?)))
+            .collect()
+    }
+}
+
+/// Links the netfilter programs for every family they can be linked for; a family that
+/// cannot be linked gets its reason instead.
+fn link_netfilter(
+    programs: &Programs,
+    wanted: bool,
+) -> (Vec<(NfFamily, NfLinks)>, BTreeMap<String, String>) {
+    let mut links = Vec::new();
+    let mut status = BTreeMap::new();
+    for family in NfFamily::ALL {
+        let outcome = if !wanted {
+            "off (--no-netfilter)".to_string()
+        } else {
+            match programs.nf.as_ref().map(|p| p.link(family)) {
+                Ok(Ok(l)) => {
+                    links.push((family, l));
+                    "linked".to_string()
+                }
+                Ok(Err(e)) => format!("unavailable: {e}"),
+                Err(e) => format!("unavailable: {e}"),
+            }
+        };
+        status.insert(family.name().to_string(), outcome);
+    }
+    (links, status)
 }
 
 /// Loads the programs and attaches XDP and tc ingress/egress to every device. On any
 /// error everything attached so far is detached again before the error is returned.
-pub fn attach_all(devs: &[NetDev], xdp: XdpChoice) -> Result<Attachment, SetupError> {
+pub fn attach_all(
+    devs: &[NetDev],
+    xdp: XdpChoice,
+    netfilter: bool,
+) -> Result<Attachment, SetupError> {
     if devs.len() > MAX_IFACES as usize {
         return Err(SetupError::TooManyInterfaces {
             max: MAX_IFACES,
@@ -234,8 +333,11 @@ pub fn attach_all(devs: &[NetDev], xdp: XdpChoice) -> Result<Attachment, SetupEr
             },
         });
     }
+    let (nf_links, nf_status) = link_netfilter(&programs, netfilter);
     Ok(Attachment {
         programs,
+        nf_links,
+        nf_status,
         watched,
         _clsact: clsact,
     })

@@ -56,7 +56,7 @@ fn run_cli(cli: Cli) -> anyhow::Result<()> {
     if !cli.no_tui && cli.json.as_deref() != Some("-") {
         sinks.push(Box::new(Table::new(std::io::stdout())));
     }
-    let attachment = loader::attach_all(&devs, cli.xdp_mode)?;
+    let attachment = loader::attach_all(&devs, cli.xdp_mode, !cli.no_netfilter)?;
     report_attached(&attachment, cli.netns.as_deref());
     let config = RunConfig {
         interval: Duration::from_millis(cli.interval),
@@ -92,6 +92,15 @@ fn resolve_interfaces(names: &[String], ns: Option<&str>) -> Result<Vec<NetDev>,
 }
 
 fn report_attached(attachment: &Attachment, ns: Option<&str>) {
+    for (family, status) in attachment.netfilter_status() {
+        if status == "linked" {
+            eprintln!(
+                "netpost: netfilter {family}: linked at PREROUTING INPUT FORWARD OUTPUT POSTROUTING (first and last priority)"
+            );
+        } else {
+            eprintln!("netpost: netfilter {family}: {status}; XDP and tc counting continues");
+        }
+    }
     for w in attachment.watched() {
         let why = match (w.info.xdp_mode.as_str(), w.dev.is_virtual()) {
             ("generic", true) => " (virtual device: generic XDP costs its traffic least)",

@@ -3,8 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use netpost_common::{Counters, Family, Hook, HookCounters, Proto};
+use netpost_common::{Counters, Family, Hook, HookCounters, Proto, netfilter::NfFamily};
 use serde::Serialize;
+
+use crate::nf_model::{self, NfFamilyStats, NfRaw};
 
 /// Raw cumulative counters of one interface, summed over CPUs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -39,6 +41,17 @@ pub struct RawSample {
     /// Milliseconds since netpost attached.
     pub elapsed_ms: u64,
     pub interfaces: BTreeMap<String, IfaceCounters>,
+    /// Netfilter counters of each linked family.
+    pub netfilter: BTreeMap<NfFamily, NfRaw>,
+}
+
+/// What does not change between snapshots of one run.
+#[derive(Clone, Debug, Default)]
+pub struct RunInfo {
+    pub netns: Option<String>,
+    pub attached: BTreeMap<String, AttachInfo>,
+    /// Per family: "linked", or why the netfilter hooks are missing.
+    pub netfilter_status: BTreeMap<String, String>,
 }
 
 /// Packets and bytes of one slice of traffic.
@@ -148,6 +161,10 @@ pub struct Snapshot {
     pub netns: Option<String>,
     pub interfaces: BTreeMap<String, IfaceStats>,
     pub attached: BTreeMap<String, AttachInfo>,
+    /// Netfilter hook traversal per linked family ("ipv4", "ipv6").
+    pub netfilter: BTreeMap<String, NfFamilyStats>,
+    /// Per family: "linked", or why its netfilter hooks are missing.
+    pub netfilter_status: BTreeMap<String, String>,
 }
 
 /// Folds one hook's raw per-(family, proto) counters into its totals and splits.
@@ -205,12 +222,7 @@ pub fn rate(now: u64, before: u64, interval_ms: u64) -> f64 {
 
 /// Builds the snapshot for `now`, with rates against `prev` (the previous sample, or the
 /// all-zero sample taken at attach time).
-pub fn build_snapshot(
-    now: &RawSample,
-    prev: &RawSample,
-    netns: Option<&str>,
-    attached: &BTreeMap<String, AttachInfo>,
-) -> Snapshot {
+pub fn build_snapshot(now: &RawSample, prev: &RawSample, info: &RunInfo) -> Snapshot {
     let interval_ms = now.elapsed_ms.saturating_sub(prev.elapsed_ms);
     let zero = IfaceCounters::default();
     let interfaces = now
@@ -230,13 +242,26 @@ pub fn build_snapshot(
             (name.clone(), stats)
         })
         .collect();
+    let netfilter = now
+        .netfilter
+        .iter()
+        .map(|(family, raw)| {
+            let before = prev.netfilter.get(family).copied().unwrap_or_default();
+            (
+                family.name().to_string(),
+                nf_model::family_stats(raw, &before, interval_ms),
+            )
+        })
+        .collect();
     Snapshot {
         ts_ms: now.ts_ms,
         elapsed_ms: now.elapsed_ms,
         interval_ms,
-        netns: netns.map(str::to_owned),
+        netns: info.netns.clone(),
         interfaces,
-        attached: attached.clone(),
+        attached: info.attached.clone(),
+        netfilter,
+        netfilter_status: info.netfilter_status.clone(),
     }
 }
 
@@ -261,6 +286,7 @@ mod tests {
             ts_ms: 1_000_000 + elapsed_ms,
             elapsed_ms,
             interfaces: [("veth0".to_string(), iface)].into(),
+            netfilter: BTreeMap::new(),
         }
     }
 
@@ -296,7 +322,11 @@ mod tests {
         let now = sample(1_500, |h| {
             h.by[0][Proto::Udp as usize] = counters(300, 30_000, 15_000)
         });
-        let snap = build_snapshot(&now, &prev, Some("ns1"), &BTreeMap::new());
+        let info = RunInfo {
+            netns: Some("ns1".into()),
+            ..Default::default()
+        };
+        let snap = build_snapshot(&now, &prev, &info);
         let h = &snap.interfaces["veth0"].tc_ingress;
         assert_eq!(snap.interval_ms, 500);
         assert_eq!(h.packets, 300, "cumulative, not per interval");
@@ -330,7 +360,7 @@ mod tests {
         let now = sample(2_000, |h| {
             h.by[0][Proto::Icmp as usize] = counters(2, 196, 112)
         });
-        let snap = build_snapshot(&now, &RawSample::default(), None, &BTreeMap::new());
+        let snap = build_snapshot(&now, &RawSample::default(), &RunInfo::default());
         let v = serde_json::to_value(&snap).unwrap();
         assert_eq!(v["ts_ms"], 1_002_000);
         let iface = &v["interfaces"]["veth0"];

@@ -13,7 +13,8 @@ use tokio::{
 
 use crate::{
     loader::Attachment,
-    model::{RawSample, build_snapshot},
+    model::{RawSample, RunInfo, build_snapshot},
+    nf_model,
     sink::Sink,
 };
 
@@ -39,13 +40,29 @@ pub async fn run(
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let start = Instant::now();
-    let attached = attachment.attach_info();
+    let info = RunInfo {
+        netns: config.netns.clone(),
+        attached: attachment.attach_info(),
+        netfilter_status: attachment.netfilter_status().clone(),
+    };
     // Hooks are attached one after another; counting from this read on gives every hook
     // the same window.
     let baseline = attachment.read().context("reading counters")?;
+    let nf_baseline = attachment.read_netfilter().context("reading counters")?;
     let sample = |elapsed: Duration| -> anyhow::Result<RawSample> {
         let now = attachment.read().context("reading counters")?;
+        let nf_now = attachment.read_netfilter().context("reading counters")?;
         Ok(RawSample {
+            netfilter: nf_now
+                .into_iter()
+                .map(|(family, raw)| {
+                    let since = nf_baseline
+                        .get(&family)
+                        .map(|b| nf_model::since(&raw, b))
+                        .unwrap_or(raw);
+                    (family, since)
+                })
+                .collect(),
             ts_ms: now_ms(),
             elapsed_ms: elapsed.as_millis() as u64,
             interfaces: now
@@ -70,7 +87,7 @@ pub async fn run(
     let deadline = config.duration.map(|d| start + d);
     let mut emit = |prev: &mut RawSample| -> anyhow::Result<()> {
         let now = sample(start.elapsed())?;
-        let snapshot = build_snapshot(&now, prev, config.netns.as_deref(), &attached);
+        let snapshot = build_snapshot(&now, prev, &info);
         for sink in sinks.iter_mut() {
             sink.emit(&snapshot).context("writing output")?;
         }

@@ -1,7 +1,7 @@
 //! The compact live table printed once per interval until the dashboard exists.
 use std::io::{self, Write};
 
-use netpost_common::Hook;
+use netpost_common::{Hook, netfilter::NfHook};
 
 use super::Sink;
 use crate::{
@@ -66,6 +66,50 @@ pub fn render(snap: &Snapshot) -> String {
             ));
         }
     }
+    s.push_str(&render_netfilter(snap));
+    s
+}
+
+/// The five netfilter hooks in packet-path order, per linked family.
+fn render_netfilter(snap: &Snapshot) -> String {
+    let mut s = String::new();
+    for (family, status) in &snap.netfilter_status {
+        let Some(stats) = snap.netfilter.get(family) else {
+            s.push_str(&format!("netfilter {family}: {status}\n"));
+            continue;
+        };
+        s.push_str(&format!(
+            "{:<12} {:<12} {:>9} {:>9} {:>9} {:>9} {:>8}  {:>6} {:>6} {:>6} {:>6}\n",
+            format!("netfilter {family}"),
+            "hook",
+            "entered",
+            "accepted",
+            "dropped",
+            "pps",
+            "drop/s",
+            "ct new",
+            "est",
+            "reply",
+            "inval",
+        ));
+        for hook in NfHook::ALL {
+            let h = stats.hook(hook);
+            s.push_str(&format!(
+                "{:<12} {:<12} {:>9} {:>9} {:>9} {:>9} {:>8}  {:>6} {:>6} {:>6} {:>6}\n",
+                "",
+                hook.name().to_uppercase(),
+                count(h.entered),
+                count(h.accepted),
+                count(h.dropped),
+                rate_pkts(h.pps),
+                rate_pkts(h.dropped_pps),
+                count(h.ct.new),
+                count(h.ct.established),
+                count(h.ct.reply),
+                count(h.ct.invalid),
+            ));
+        }
+    }
     s
 }
 
@@ -98,6 +142,10 @@ mod tests {
         };
         let text = render(&snap);
         let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            !text.contains("netfilter"),
+            "no netfilter section without status"
+        );
         assert!(lines[0].contains("+2.5s") && lines[0].contains("netns lab"));
         assert_eq!(lines.len(), 2 + 3);
         let tc_in = lines
@@ -107,5 +155,44 @@ mod tests {
         for want in ["veth-b", "250", "2.00M", "1.5k", "146.5KiB", "10.0"] {
             assert!(tc_in.contains(want), "{want:?} missing in {tc_in:?}");
         }
+    }
+
+    #[test]
+    fn netfilter_hooks_are_listed_in_packet_path_order_with_drops() {
+        let mut v4 = crate::nf_model::NfFamilyStats::default();
+        v4.forward.entered = 120;
+        v4.forward.accepted = 100;
+        v4.forward.dropped = 20;
+        v4.forward.dropped_pps = 20.0;
+        v4.input.ct.established = 42;
+        let snap = Snapshot {
+            netfilter: [("ipv4".to_string(), v4)].into(),
+            netfilter_status: [
+                ("ipv4".to_string(), "linked".to_string()),
+                ("ipv6".to_string(), "unavailable: no links".to_string()),
+            ]
+            .into(),
+            ..Default::default()
+        };
+        let text = render(&snap);
+        let order: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|w| w.chars().all(|c| c.is_ascii_uppercase()))
+            .collect();
+        assert_eq!(
+            order,
+            ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"]
+        );
+        let forward = text.lines().find(|l| l.contains("FORWARD")).unwrap();
+        let cols: Vec<&str> = forward.split_whitespace().collect();
+        assert_eq!(&cols[1..4], ["120", "100", "20"], "{forward}");
+        assert!(
+            text.lines()
+                .find(|l| l.contains("INPUT"))
+                .unwrap()
+                .contains("42")
+        );
+        assert!(text.contains("netfilter ipv6: unavailable: no links"));
     }
 }

@@ -1,0 +1,142 @@
+//! Netfilter hooks (BPF_PROG_TYPE_NETFILTER): `netpost_nf_head` runs first at each hook,
+//! `netpost_nf_tail` last; see netpost_common::netfilter for what the pair measures.
+//!
+//! aya 0.14 has no netfilter program type, so these functions sit in the "socket" section
+//! (which aya parses but netpost never asks aya to load); netpost-user relocates them
+//! against aya's maps and loads them itself (netpost-user/src/netfilter.rs).
+//!
+//! The context is `struct bpf_nf_ctx { const struct nf_hook_state *state; struct sk_buff
+//! *skb; }`. Kernel struct fields are read with bpf_probe_read_kernel at offsets userspace
+//! found in the running kernel's BTF (aya emits no CO-RE relocations).
+use aya_ebpf::{helpers::bpf_probe_read_kernel, macros::map, maps::PerCpuArray};
+use netpost_common::{
+    Family, PacketBytes, Proto,
+    netfilter::{NfFamily, NfHookCounters, NfOffsets, NfProbe, ct_slot, tcp_class},
+    parse_l3,
+};
+
+const NF_ACCEPT: i32 = 1;
+
+#[repr(C)]
+pub struct BpfNfCtx {
+    state: *const u8,
+    skb: *const u8,
+}
+
+/// Filled in by userspace (EbpfLoader::set_global) before loading.
+#[unsafe(no_mangle)]
+static NETPOST_NF_OFFSETS: NfOffsets = NfOffsets {
+    state_hook: 0,
+    state_pf: 0,
+    skb_len: 0,
+    skb_head: 0,
+    skb_network_header: 0,
+    skb_nfct: 0,
+    skb_end: 0,
+    shinfo_gso_segs: 0,
+};
+
+/// Per-CPU counters, one entry per (family, hook).
+#[map(name = "NETPOST_NF")]
+static NF_COUNTERS: PerCpuArray<NfHookCounters> =
+    PerCpuArray::with_max_entries(NfHookCounters::ENTRIES, 0);
+
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "socket")]
+pub fn netpost_nf_head(ctx: *mut BpfNfCtx) -> i32 {
+    observe(ctx, NfProbe::Head);
+    NF_ACCEPT
+}
+
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "socket")]
+pub fn netpost_nf_tail(ctx: *mut BpfNfCtx) -> i32 {
+    observe(ctx, NfProbe::Tail);
+    NF_ACCEPT
+}
+
+#[inline(always)]
+fn read<T>(base: *const u8, offset: u32) -> Option<T> {
+    // SAFETY: bpf_probe_read_kernel checks the address; a bad one only returns an error.
+    unsafe { bpf_probe_read_kernel(base.wrapping_add(offset as usize) as *const T).ok() }
+}
+
+/// The IP packet of an skb, read through bpf_probe_read_kernel.
+struct KernelPacket {
+    base: *const u8,
+    len: u32,
+}
+
+impl PacketBytes for KernelPacket {
+    #[inline(always)]
+    fn frame_len(&self) -> u32 {
+        self.len
+    }
+
+    #[inline(always)]
+    fn load<const N: usize>(&self, offset: u32) -> Option<[u8; N]> {
+        if offset as usize + N > self.len as usize {
+            return None;
+        }
+        read(self.base, offset)
+    }
+}
+
+#[inline(always)]
+fn observe(ctx: *mut BpfNfCtx, probe: NfProbe) -> Option<()> {
+    // SAFETY: a read-only global; volatile so the compiler keeps the load userspace patches.
+    let off: NfOffsets = unsafe { core::ptr::read_volatile(&NETPOST_NF_OFFSETS) };
+    // SAFETY: the kernel passes a valid bpf_nf_ctx; these are the two fields it has.
+    let (state, skb) = unsafe { ((*ctx).state, (*ctx).skb) };
+    let hook: u8 = read(state, off.state_hook)?;
+    let family = NfFamily::from_pf(read(state, off.state_pf)?)?;
+    let hook = match hook {
+        0..=4 => hook as u32,
+        _ => return None,
+    };
+    let counters = NF_COUNTERS.get_ptr_mut(family as u32 * 5 + hook)?;
+
+    let len: u32 = read(skb, off.skb_len)?;
+    let head: u64 = read(skb, off.skb_head)?;
+    let network: u16 = read(skb, off.skb_network_header)?;
+    let pkt = KernelPacket {
+        base: (head + network as u64) as *const u8,
+        len,
+    };
+    let parsed = parse_l3(
+        &pkt,
+        match family {
+            NfFamily::Ipv4 => Family::Ipv4,
+            NfFamily::Ipv6 => Family::Ipv6,
+        },
+    );
+    let end: u32 = read(skb, off.skb_end)?;
+    let gso_segs: u16 = read((head + end as u64) as *const u8, off.shinfo_gso_segs)?;
+    let segments = if gso_segs == 0 { 1 } else { gso_segs as u64 };
+
+    // SAFETY: a per-CPU array value: only this CPU's copy, valid for the program's run.
+    let counters = unsafe { &mut *counters };
+    let probe_counters = match probe {
+        NfProbe::Head => &mut counters.head,
+        NfProbe::Tail => &mut counters.tail,
+    };
+    // Malformed headers count as `other` here: the IP stack has validated them already.
+    let proto = if parsed.proto == Proto::Malformed {
+        Proto::Other
+    } else {
+        parsed.proto
+    };
+    let tally = probe_counters.by_proto.get_mut(proto as usize)?;
+    tally.packets += segments;
+    tally.bytes += len as u64;
+    if proto == Proto::Tcp {
+        *probe_counters
+            .tcp
+            .get_mut(tcp_class(parsed.tcp_flags) as usize)? += segments;
+    }
+    if probe == NfProbe::Tail {
+        let nfct: u64 = read(skb, off.skb_nfct)?;
+        *counters.ct.get_mut(ct_slot(nfct))? += segments;
+    }
+    Some(())
+}
