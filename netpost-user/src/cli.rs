@@ -43,6 +43,10 @@ pub struct Cli {
     /// Do not link the netfilter hook programs (PREROUTING ... POSTROUTING).
     #[arg(long)]
     pub no_netfilter: bool,
+
+    /// Serve Prometheus/OpenMetrics metrics on ADDR:PORT (a bare PORT binds 127.0.0.1).
+    #[arg(long, value_name = "ADDR", value_parser = crate::sink::prometheus::parse_addr)]
+    pub prometheus: Option<std::net::SocketAddr>,
 }
 
 fn parse_secs(s: &str) -> Result<f64, String> {

@@ -13,3 +13,4 @@ pub mod nf_model;
 pub mod preflight;
 pub mod run;
 pub mod sink;
+pub mod tui;

@@ -1,4 +1,4 @@
-use std::{process::ExitCode, time::Duration};
+use std::{io::IsTerminal as _, process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
 use clap::{Parser as _, error::ErrorKind};
@@ -9,7 +9,8 @@ use netpost::{
     netdev::{self, NetDev},
     netns, preflight,
     run::{self, RunConfig},
-    sink::{Sink, json::JsonLines, table::Table},
+    sink::{Sink, json::JsonLines, prometheus, table::Table},
+    tui,
 };
 
 fn main() -> ExitCode {
@@ -52,8 +53,10 @@ fn run_cli(cli: Cli) -> anyhow::Result<()> {
             JsonLines::open(target).with_context(|| format!("cannot open --json {target}"))?;
         sinks.push(Box::new(sink));
     }
-    // The table shares stdout with nothing: `--json -` owns it.
-    if !cli.no_tui && cli.json.as_deref() != Some("-") {
+    // stdout is either the dashboard (a terminal), the text table (a pipe), or `--json -`.
+    let stdout_free = !cli.no_tui && cli.json.as_deref() != Some("-");
+    let dashboard = stdout_free && std::io::stdout().is_terminal();
+    if stdout_free && !dashboard {
         sinks.push(Box::new(Table::new(std::io::stdout())));
     }
     let attachment = loader::attach_all(&devs, cli.xdp_mode, !cli.no_netfilter)?;
@@ -67,7 +70,40 @@ fn run_cli(cli: Cli) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(run::run(&attachment, &config, &mut sinks))?;
+    let (latest, _) = tokio::sync::watch::channel(Default::default());
+    // Opened before collection starts; serves from its own thread so scrapes never delay it.
+    let _metrics = match cli.prometheus {
+        Some(addr) => Some(
+            prometheus::serve(addr, latest.subscribe())
+                .with_context(|| format!("cannot serve metrics on {addr}"))?,
+        ),
+        None => None,
+    };
+    runtime.block_on(async {
+        if dashboard {
+            let (quit_tx, quit_rx) = tokio::sync::oneshot::channel::<()>();
+            let snapshots = latest.subscribe();
+            let view = async {
+                let result = tui::run(snapshots).await;
+                let _ = quit_tx.send(());
+                result
+            };
+            let collect = run::run(&attachment, &config, &mut sinks, latest, async {
+                let _ = quit_rx.await;
+            });
+            let (collected, viewed) = tokio::join!(collect, view);
+            collected.and(viewed)
+        } else {
+            run::run(
+                &attachment,
+                &config,
+                &mut sinks,
+                latest,
+                std::future::pending(),
+            )
+            .await
+        }
+    })?;
     drop(attachment);
     eprintln!("netpost: detached");
     Ok(())

@@ -2,18 +2,21 @@
 //! sink; a final snapshot on Ctrl-C, SIGTERM or the end of --duration.
 use std::{
     collections::BTreeMap,
+    future::Future,
+    sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::Context as _;
 use tokio::{
     signal::unix::{SignalKind, signal},
+    sync::watch,
     time::{Instant, interval_at, sleep_until},
 };
 
 use crate::{
     loader::Attachment,
-    model::{RawSample, RunInfo, build_snapshot},
+    model::{RawSample, RunInfo, Snapshot, build_snapshot},
     nf_model,
     sink::Sink,
 };
@@ -31,12 +34,18 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Runs until a signal or the deadline; returns after the last snapshot was written.
+/// Runs until a signal, the deadline or `stop` resolves (the dashboard's quit); returns after
+/// the last snapshot was written. Every snapshot goes to `sinks` and is published on
+/// `latest` for consumers with their own pace (dashboard, metrics endpoint), which see the
+/// sender dropped when collection ends.
 pub async fn run(
     attachment: &Attachment,
     config: &RunConfig,
     sinks: &mut [Box<dyn Sink>],
+    latest: watch::Sender<Arc<Snapshot>>,
+    stop: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    tokio::pin!(stop);
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let start = Instant::now();
@@ -91,6 +100,7 @@ pub async fn run(
         for sink in sinks.iter_mut() {
             sink.emit(&snapshot).context("writing output")?;
         }
+        latest.send_replace(Arc::new(snapshot));
         *prev = now;
         Ok(())
     };
@@ -106,6 +116,7 @@ pub async fn run(
             }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
+            _ = &mut stop => break,
             _ = sleep_until(deadline.unwrap_or(start)), if deadline.is_some() => break,
         }
     }

@@ -4,6 +4,7 @@ use std::io;
 use crate::model::Snapshot;
 
 pub mod json;
+pub mod prometheus;
 pub mod table;
 
 pub trait Sink {
