@@ -64,6 +64,23 @@ pub fn snmp(ns: &NetNs, group: &str, field: &str) -> u64 {
     })
 }
 
+/// A counter of /proc/net/snmp6 (one `name value` pair a line), e.g. "Ip6OutForwDatagrams".
+pub fn snmp6(ns: &NetNs, field: &str) -> u64 {
+    let field = field.to_string();
+    ns.run(move || {
+        let text = std::fs::read_to_string("/proc/thread-self/net/snmp6").expect("read snmp6");
+        parse_snmp6(&text, &field).unwrap_or_else(|| panic!("{field} not in snmp6"))
+    })
+}
+
+/// Finds `field` in /proc/net/snmp6 text.
+pub fn parse_snmp6(text: &str, field: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        (words.next()? == field).then(|| words.next()?.parse().ok())?
+    })
+}
+
 /// Names of the programs attached to `ifname` in `ns`: (XDP, tcx ingress, tcx egress).
 /// XDP comes from `ip -d link` (netlink), tcx from BPF_PROG_QUERY: both ask the kernel, so
 /// a leftover link shows up whoever made it.
@@ -132,5 +149,13 @@ mod tests {
             }
         );
         assert!(parse_dev_stats(text, "eth9").is_none());
+    }
+
+    #[test]
+    fn snmp6_line_is_parsed() {
+        let text = "Ip6InReceives                   \t12\nIp6OutForwDatagrams             \t7\nIp6OutForwDatagramsX 1\n";
+        assert_eq!(parse_snmp6(text, "Ip6OutForwDatagrams"), Some(7));
+        assert_eq!(parse_snmp6(text, "Ip6InReceives"), Some(12));
+        assert_eq!(parse_snmp6(text, "Ip6InDelivers"), None);
     }
 }

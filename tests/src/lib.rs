@@ -7,6 +7,7 @@
 pub mod kernel;
 pub mod netns;
 pub mod netpost;
+pub mod router;
 pub mod traffic;
 
 /// Fails the test (not skips it) when not running as root.

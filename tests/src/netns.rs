@@ -8,7 +8,7 @@ use std::{
 
 use crate::sh;
 
-static NEXT_ID: AtomicU32 = AtomicU32::new(0);
+pub(crate) static NEXT_ID: AtomicU32 = AtomicU32::new(0);
 
 /// A short name unique to this process and call: `{prefix}{pid}x{n}`, at most 15 bytes
 /// (interface names are limited to IFNAMSIZ - 1).
@@ -128,65 +128,79 @@ impl VethPair {
         };
         let a = mk(&ns_a, 1);
         let b = mk(&ns_b, 2);
-        sh(
-            "ip",
-            &[
-                "link",
-                "add",
-                &a.ifname,
-                "netns",
-                &a.ns,
-                "address",
-                &a.mac_str(),
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &b.ifname,
-                "netns",
-                &b.ns,
-                "address",
-                &b.mac_str(),
-            ],
-        );
-        for (me, peer, ns) in [(&a, &b, &ns_a), (&b, &a, &ns_b)] {
-            let dev = me.ifname.as_str();
-            ns.exec("ip", &["link", "set", dev, "arp", "off"]);
-            ns.exec(
-                "ip",
-                &["addr", "add", &format!("{}/24", me.ip4), "dev", dev],
-            );
-            ns.exec(
-                "ip",
-                &[
-                    "addr",
-                    "add",
-                    &format!("{}/64", me.ip6),
-                    "dev",
-                    dev,
-                    "nodad",
-                ],
-            );
-            for ip in [peer.ip4.to_string(), peer.ip6.to_string()] {
-                ns.exec(
-                    "ip",
-                    &[
-                        "neigh",
-                        "replace",
-                        &ip,
-                        "lladdr",
-                        &peer.mac_str(),
-                        "dev",
-                        dev,
-                        "nud",
-                        "permanent",
-                    ],
-                );
-            }
-        }
+        add_silent_veth(&ns_a, &a, &ns_b, &b);
         ns_a.exec("ip", &["link", "set", &a.ifname, "up"]);
         ns_b.exec("ip", &["link", "set", &b.ifname, "up"]);
         VethPair { a, b, ns_a, ns_b }
+    }
+}
+
+/// Creates a veth pair between `a` (in `ns_a`) and `b` (in `ns_b`) that carries only what
+/// a test sends: ARP off, the ends' MACs, IPv4 /24 and IPv6 /64 addresses (no DAD), and
+/// permanent neighbour entries for the peer's two addresses. Both links are left DOWN so
+/// the caller can finish configuring them (sysctls, flags) before `ip link set up`.
+///
+/// With ARP off the kernel resolves any address without a static entry to the device's
+/// own MAC (the peer then drops the frame as not for it), so every next hop that crosses
+/// the link must be one of the two ends' addresses.
+pub fn add_silent_veth(ns_a: &NetNs, a: &End, ns_b: &NetNs, b: &End) {
+    assert_eq!(a.ns, ns_a.name, "end {} is not in {}", a.ifname, ns_a.name);
+    assert_eq!(b.ns, ns_b.name, "end {} is not in {}", b.ifname, ns_b.name);
+    sh(
+        "ip",
+        &[
+            "link",
+            "add",
+            &a.ifname,
+            "netns",
+            &a.ns,
+            "address",
+            &a.mac_str(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &b.ifname,
+            "netns",
+            &b.ns,
+            "address",
+            &b.mac_str(),
+        ],
+    );
+    for (me, peer, ns) in [(a, b, ns_a), (b, a, ns_b)] {
+        let dev = me.ifname.as_str();
+        ns.exec("ip", &["link", "set", dev, "arp", "off"]);
+        ns.exec(
+            "ip",
+            &["addr", "add", &format!("{}/24", me.ip4), "dev", dev],
+        );
+        ns.exec(
+            "ip",
+            &[
+                "addr",
+                "add",
+                &format!("{}/64", me.ip6),
+                "dev",
+                dev,
+                "nodad",
+            ],
+        );
+        for ip in [peer.ip4.to_string(), peer.ip6.to_string()] {
+            ns.exec(
+                "ip",
+                &[
+                    "neigh",
+                    "replace",
+                    &ip,
+                    "lladdr",
+                    &peer.mac_str(),
+                    "dev",
+                    dev,
+                    "nud",
+                    "permanent",
+                ],
+            );
+        }
     }
 }
 

@@ -25,6 +25,39 @@ pub fn udp_receive(sock: &UdpSocket, count: usize) {
     }
 }
 
+/// Datagrams already queued on `sock`, drained without waiting (0 when nothing arrived).
+pub fn udp_pending(sock: &UdpSocket) -> usize {
+    sock.set_nonblocking(true).expect("nonblocking");
+    let mut buf = [0u8; 65536];
+    let mut n = 0;
+    loop {
+        match sock.recv(&mut buf) {
+            Ok(_) => n += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("recv: {e}"),
+        }
+    }
+    sock.set_nonblocking(false).expect("blocking");
+    n
+}
+
+/// Polls `value` until it returns `want` (for counters of packets a test sent that no
+/// socket receives, e.g. drops), panicking with the last value after 5 seconds.
+pub fn wait_for_value(what: &str, want: u64, mut value: impl FnMut() -> u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = value();
+        if got == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: {got}, expected {want}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Sends `count` datagrams of `size` payload bytes from `ns` to `dst`.
 pub fn udp_send(ns: &NetNs, dst: SocketAddr, count: usize, size: usize) {
     ns.run(move || {
