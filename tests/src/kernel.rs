@@ -131,6 +131,38 @@ impl Attached {
     }
 }
 
+/// (id, name) of every BPF program the process `pid` holds through a program or link fd,
+/// from the `prog_id:` lines of /proc/PID/fdinfo.
+pub fn programs_of_pid(pid: i32) -> Vec<(u64, String)> {
+    let mut ids: Vec<u64> = std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+        .expect("fdinfo")
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+        .flat_map(|info| {
+            info.lines()
+                .filter_map(|l| l.strip_prefix("prog_id:")?.trim().parse().ok())
+                .collect::<Vec<u64>>()
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids.into_iter()
+        .map(|id| {
+            let out = crate::sh("bpftool", &["-j", "prog", "show", "id", &id.to_string()]);
+            let v: serde_json::Value = serde_json::from_str(&out).expect("bpftool json");
+            (id, v["name"].as_str().unwrap_or("?").to_string())
+        })
+        .collect()
+}
+
+/// Whether a BPF program with this id still exists (held by an fd, a link or a pin).
+pub fn program_exists(id: u64) -> bool {
+    std::process::Command::new("bpftool")
+        .args(["prog", "show", "id", &id.to_string()])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,6 +59,16 @@ impl Netpost {
     /// Starts `netpost --netns NS -i IF... --no-tui --json FILE --interval 100 EXTRA...`
     /// and waits until it reports every interface attached.
     pub fn start(netns: &str, ifaces: &[&str], extra: &[&str]) -> Netpost {
+        Netpost::start_with_env(netns, ifaces, extra, &[])
+    }
+
+    /// [`Netpost::start`] with extra environment variables for the child.
+    pub fn start_with_env(
+        netns: &str,
+        ifaces: &[&str],
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Netpost {
         let json_path =
             std::env::temp_dir().join(format!("{}.jsonl", crate::netns::unique_name("npj")));
         let mut args: Vec<String> = vec!["--netns".into(), netns.into()];
@@ -74,6 +84,7 @@ impl Netpost {
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut child = Command::new(binary())
             .args(&args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use netpost_tests::{
-    kernel::{Attached, attached_programs},
+    kernel::{Attached, attached_programs, program_exists, programs_of_pid},
     netns::{NetNs, VethPair},
     netpost::{Netpost, binary, run},
     require_root,
@@ -193,9 +193,32 @@ fn sigkill_leaves_nothing_attached() {
     let netpost = Netpost::start(&pair.ns_b.name, &[&pair.b.ifname, "lo"], &[]);
     assert_eq!(attached_programs(&pair.ns_b, &pair.b.ifname), ours());
     assert_eq!(attached_programs(&pair.ns_b, "lo"), ours());
+    let programs = programs_of_pid(netpost.pid());
+    let mut names: Vec<&str> = programs.iter().map(|(_, n)| n.as_str()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "netpost_nf_head",
+            "netpost_nf_tail",
+            "netpost_tc_in",
+            "netpost_tc_out",
+            "netpost_xdp"
+        ]
+    );
     netpost.kill9();
     wait_until_clean(&pair.ns_b, &pair.b.ifname);
     wait_until_clean(&pair.ns_b, "lo");
+    // A program lives as long as an fd or a link holds it: gone means no link survived,
+    // the netfilter links included (they are not visible per device).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while programs.iter().any(|(id, _)| program_exists(*id)) {
+        assert!(
+            Instant::now() < deadline,
+            "programs outlived SIGKILL: {programs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
