@@ -182,6 +182,9 @@ pub struct NfHookCounters {
     pub head: NfProbeCounters,
     pub tail: NfProbeCounters,
     pub ct: [u64; CT_SLOTS],
+    /// Conntrack entries created at this hook (PREROUTING and OUTPUT, where conntrack
+    /// creates them): packets in state NEW whose entry is not yet confirmed.
+    pub ct_created: u64,
 }
 
 impl NfHookCounters {
@@ -205,6 +208,7 @@ impl NfHookCounters {
         for (m, t) in self.ct.iter_mut().zip(other.ct.iter()) {
             *m += t;
         }
+        self.ct_created += other.ct_created;
     }
 }
 
@@ -229,17 +233,38 @@ pub struct NfOffsets {
     /// `skb->end`: with `head`, where `skb_shared_info` (and its `gso_segs`) starts.
     pub skb_end: u32,
     pub shinfo_gso_segs: u32,
+    /// `nf_conn.status` (IPS_* bits), to tell a new entry from a confirmed one.
+    pub conn_status: u32,
+    pub _pad: u32,
 }
 
+/// `IPS_CONFIRMED`: the entry is in the conntrack table.
+pub const IPS_CONFIRMED: u64 = 1 << 3;
+
+/// Key of the per-source tally of created conntrack entries.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CtSource {
+    /// NfFamily as u32.
+    pub family: u32,
+    /// IPv4 in the first 4 bytes, or IPv6.
+    pub addr: [u8; 16],
+}
+
+/// How many sources the kernel keeps (least recently used ones are evicted).
+pub const CT_SOURCES: u32 = 4096;
+
 const _: () = assert!(core::mem::size_of::<NfProbeCounters>() == 16 * 6 + 8 * 5);
-const _: () = assert!(core::mem::size_of::<NfHookCounters>() == 2 * (16 * 6 + 8 * 5) + 8 * 9);
-const _: () = assert!(core::mem::size_of::<NfOffsets>() == 32);
+const _: () = assert!(core::mem::size_of::<NfHookCounters>() == 2 * (16 * 6 + 8 * 5) + 8 * 9 + 8);
+const _: () = assert!(core::mem::size_of::<NfOffsets>() == 40);
+const _: () = assert!(core::mem::size_of::<CtSource>() == 20);
 
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: #[repr(C)] structs of integers without padding (sizes asserted above).
     unsafe impl aya::Pod for super::NfHookCounters {}
     unsafe impl aya::Pod for super::NfOffsets {}
+    unsafe impl aya::Pod for super::CtSource {}
 }
 
 #[cfg(test)]

@@ -8,10 +8,17 @@
 //! The context is `struct bpf_nf_ctx { const struct nf_hook_state *state; struct sk_buff
 //! *skb; }`. Kernel struct fields are read with bpf_probe_read_kernel at offsets userspace
 //! found in the running kernel's BTF (aya emits no CO-RE relocations).
-use aya_ebpf::{helpers::bpf_probe_read_kernel, macros::map, maps::PerCpuArray};
+use aya_ebpf::{
+    helpers::bpf_probe_read_kernel,
+    macros::map,
+    maps::{LruPerCpuHashMap, PerCpuArray},
+};
 use netpost_common::{
     Family, PacketBytes, Proto,
-    netfilter::{NfFamily, NfHookCounters, NfOffsets, NfProbe, ct_slot, tcp_class},
+    netfilter::{
+        CT_NEW, CT_SOURCES, CtSource, IPS_CONFIRMED, NfFamily, NfHook, NfHookCounters, NfOffsets,
+        NfProbe, ct_slot, tcp_class,
+    },
     parse_l3,
 };
 
@@ -34,7 +41,14 @@ static NETPOST_NF_OFFSETS: NfOffsets = NfOffsets {
     skb_nfct: 0,
     skb_end: 0,
     shinfo_gso_segs: 0,
+    conn_status: 0,
+    _pad: 0,
 };
+
+/// Conntrack entries created, per source address (per CPU: no atomics needed).
+#[map(name = "NETPOST_CT_SOURCES")]
+static CT_SOURCE_COUNTS: LruPerCpuHashMap<CtSource, u64> =
+    LruPerCpuHashMap::with_max_entries(CT_SOURCES, 0);
 
 /// Per-CPU counters, one entry per (family, hook).
 #[map(name = "NETPOST_NF")]
@@ -136,7 +150,40 @@ fn observe(ctx: *mut BpfNfCtx, probe: NfProbe) -> Option<()> {
     }
     if probe == NfProbe::Tail {
         let nfct: u64 = read(skb, off.skb_nfct)?;
-        *counters.ct.get_mut(ct_slot(nfct))? += segments;
+        let slot = ct_slot(nfct);
+        *counters.ct.get_mut(slot)? += segments;
+        // Conntrack creates entries at PREROUTING and OUTPUT; later hooks of the same first
+        // packet still see it NEW and unconfirmed (confirmation comes last, at INPUT or
+        // POSTROUTING), so only those two hooks count creations.
+        let creating_hook = hook == NfHook::PreRouting as u32 || hook == NfHook::LocalOut as u32;
+        if slot == CT_NEW && creating_hook {
+            let conn = (nfct & !7) as *const u8;
+            let status: u64 = read(conn, off.conn_status)?;
+            if status & IPS_CONFIRMED == 0 {
+                counters.ct_created += 1;
+                count_source(&pkt, family);
+            }
+        }
+    }
+    Some(())
+}
+
+/// Tallies a created conntrack entry under the packet's source address.
+#[inline(always)]
+fn count_source(pkt: &KernelPacket, family: NfFamily) -> Option<()> {
+    let mut key = CtSource {
+        family: family as u32,
+        addr: [0; 16],
+    };
+    match family {
+        NfFamily::Ipv4 => key.addr[..4].copy_from_slice(&pkt.load::<4>(12)?),
+        NfFamily::Ipv6 => key.addr = pkt.load::<16>(8)?,
+    }
+    if let Some(count) = CT_SOURCE_COUNTS.get_ptr_mut(key) {
+        // SAFETY: this CPU's copy of a valid map value.
+        unsafe { *count += 1 };
+    } else {
+        let _ = CT_SOURCE_COUNTS.insert(key, 1u64, 0);
     }
     Some(())
 }

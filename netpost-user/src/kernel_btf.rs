@@ -286,6 +286,8 @@ impl KernelBtf {
             // sk_buff_data_t is an offset from head (unsigned int) on 64-bit kernels.
             skb_end: self.member_sized("sk_buff", "end", 4)?,
             shinfo_gso_segs: self.member_sized("skb_shared_info", "gso_segs", 2)?,
+            conn_status: self.member_sized("nf_conn", "status", 8)?,
+            _pad: 0,
         })
     }
 
@@ -731,6 +733,8 @@ mod tests {
                 skb_nfct: o("sk_buff", "_nfct"),
                 skb_end: o("sk_buff", "end"),
                 shinfo_gso_segs: o("skb_shared_info", "gso_segs"),
+                conn_status: o("nf_conn", "status"),
+                _pad: 0,
             }
         );
     }

@@ -1,6 +1,7 @@
 //! netpost's userspace: loader (attach, own links), collector loop, the Snapshot model and
 //! its sinks. main.rs is a thin CLI over this library so tests reuse the same code.
 pub mod cli;
+pub mod conntrack;
 pub mod error;
 pub mod fmt;
 pub mod kernel_btf;

@@ -6,13 +6,13 @@ use std::{collections::BTreeMap, io};
 
 use aya::{
     Btf, Ebpf, EbpfLoader,
-    maps::{HashMap as BpfHashMap, MapData, PerCpuArray},
+    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap},
     programs::{ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode, tc},
     util::KernelVersion,
 };
 use netpost_common::{
     Hook, HookCounters, IfaceInfo, MAX_IFACES,
-    netfilter::{NfFamily, NfHook, NfHookCounters},
+    netfilter::{CtSource, NfFamily, NfHook, NfHookCounters},
 };
 
 use crate::{
@@ -32,6 +32,7 @@ pub const PROG_TC_OUT: &str = "netpost_tc_out";
 const MAP_IFACES: &str = "NETPOST_IFACES";
 const MAP_COUNTERS: &str = "NETPOST_COUNTERS";
 const MAP_NF: &str = "NETPOST_NF";
+const MAP_CT_SOURCES: &str = "NETPOST_CT_SOURCES";
 const GLOBAL_NF_OFFSETS: &str = "NETPOST_NF_OFFSETS";
 /// Makes netpost behave as on a kernel without netfilter links (to test that path).
 pub const ENV_NO_NETFILTER: &str = "NETPOST_TEST_NO_NETFILTER";
@@ -77,6 +78,7 @@ pub struct Programs {
     ebpf: Ebpf,
     counters: PerCpuArray<MapData, HookCounters>,
     nf_counters: PerCpuArray<MapData, NfHookCounters>,
+    ct_sources: PerCpuHashMap<MapData, CtSource, u64>,
     /// The netfilter programs, or why they could not be loaded (kernels < 6.4, BTF without
     /// the fields they read...): XDP and tc work without them.
     nf: Result<NfPrograms, String>,
@@ -116,12 +118,30 @@ impl Programs {
         };
         let counters = take_per_cpu_array(&mut ebpf, MAP_COUNTERS)?;
         let nf_counters = take_per_cpu_array(&mut ebpf, MAP_NF)?;
+        let ct_sources = ebpf
+            .take_map(MAP_CT_SOURCES)
+            .ok_or_else(|| SetupError::Load(format!("map {MAP_CT_SOURCES} missing")))?;
+        let ct_sources = PerCpuHashMap::try_from(ct_sources)
+            .map_err(|e| SetupError::Load(format!("{MAP_CT_SOURCES}: {e}")))?;
         Ok(Programs {
             ebpf,
             counters,
             nf_counters,
+            ct_sources,
             nf,
         })
+    }
+
+    /// Conntrack entries created per source address, summed over CPUs (walks the whole
+    /// map: call it only when the table is filling up).
+    pub fn read_ct_sources(&self) -> io::Result<Vec<(CtSource, u64)>> {
+        self.ct_sources
+            .iter()
+            .map(|entry| {
+                let (key, per_cpu) = entry.map_err(io::Error::other)?;
+                Ok((key, per_cpu.iter().sum()))
+            })
+            .collect()
     }
 
     /// Cumulative netfilter counters of one family, summed over CPUs.
@@ -245,12 +265,34 @@ impl Attachment {
         &self.nf_status
     }
 
+    /// The `n` sources that created the most conntrack entries.
+    pub fn top_ct_sources(&self, n: usize) -> io::Result<Vec<crate::conntrack::TopSource>> {
+        let mut all = self.programs.read_ct_sources()?;
+        all.sort_by_key(|&(_, new)| std::cmp::Reverse(new));
+        Ok(all
+            .into_iter()
+            .take(n)
+            .map(|(key, new)| crate::conntrack::TopSource {
+                src: source_addr(&key),
+                new,
+            })
+            .collect())
+    }
+
     /// Cumulative netfilter counters of every linked family.
     pub fn read_netfilter(&self) -> io::Result<BTreeMap<NfFamily, NfRaw>> {
         self.nf_links
             .iter()
             .map(|(family, _)| Ok((*family, self.programs.read_netfilter(*family)?)))
             .collect()
+    }
+}
+
+fn source_addr(key: &CtSource) -> String {
+    if key.family == NfFamily::Ipv4 as u32 {
+        std::net::Ipv4Addr::new(key.addr[0], key.addr[1], key.addr[2], key.addr[3]).to_string()
+    } else {
+        std::net::Ipv6Addr::from(key.addr).to_string()
     }
 }
 

@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use netpost_common::{Counters, Family, Hook, HookCounters, Proto, netfilter::NfFamily};
 use serde::Serialize;
 
-use crate::nf_model::{self, NfFamilyStats, NfRaw};
+use crate::{
+    conntrack::{self, ConntrackRaw, ConntrackStats, TopSource},
+    nf_model::{self, NfFamilyStats, NfRaw},
+};
 
 /// Raw cumulative counters of one interface, summed over CPUs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -43,6 +46,23 @@ pub struct RawSample {
     pub interfaces: BTreeMap<String, IfaceCounters>,
     /// Netfilter counters of each linked family.
     pub netfilter: BTreeMap<NfFamily, NfRaw>,
+    /// The kernel's conntrack counters (None without conntrack).
+    pub conntrack: Option<ConntrackRaw>,
+    /// Top sources of created conntrack entries (read only when the table fills up).
+    pub ct_sources: Vec<TopSource>,
+}
+
+impl RawSample {
+    /// Conntrack entries created, as the netfilter programs saw them (None without links).
+    fn ct_created(&self) -> Option<u64> {
+        (!self.netfilter.is_empty()).then(|| {
+            self.netfilter
+                .values()
+                .flat_map(|raw| raw.iter())
+                .map(|hook| hook.ct_created)
+                .sum()
+        })
+    }
 }
 
 /// What does not change between snapshots of one run.
@@ -165,6 +185,8 @@ pub struct Snapshot {
     pub netfilter: BTreeMap<String, NfFamilyStats>,
     /// Per family: "linked", or why its netfilter hooks are missing.
     pub netfilter_status: BTreeMap<String, String>,
+    /// Conntrack table pressure in the namespace (null where the kernel has no conntrack).
+    pub conntrack: Option<ConntrackStats>,
 }
 
 /// Folds one hook's raw per-(family, proto) counters into its totals and splits.
@@ -253,6 +275,18 @@ pub fn build_snapshot(now: &RawSample, prev: &RawSample, info: &RunInfo) -> Snap
             )
         })
         .collect();
+    let created = now
+        .ct_created()
+        .map(|n| (n, prev.ct_created().unwrap_or(0)));
+    let conntrack = now.conntrack.as_ref().map(|c| {
+        conntrack::stats(
+            c,
+            prev.conntrack.as_ref(),
+            created,
+            interval_ms,
+            now.ct_sources.clone(),
+        )
+    });
     Snapshot {
         ts_ms: now.ts_ms,
         elapsed_ms: now.elapsed_ms,
@@ -262,6 +296,7 @@ pub fn build_snapshot(now: &RawSample, prev: &RawSample, info: &RunInfo) -> Snap
         attached: info.attached.clone(),
         netfilter,
         netfilter_status: info.netfilter_status.clone(),
+        conntrack,
     }
 }
 
@@ -287,6 +322,8 @@ mod tests {
             elapsed_ms,
             interfaces: [("veth0".to_string(), iface)].into(),
             netfilter: BTreeMap::new(),
+            conntrack: None,
+            ct_sources: Vec::new(),
         }
     }
 

@@ -15,11 +15,15 @@ use tokio::{
 };
 
 use crate::{
+    conntrack::{self, HIGH_FILL_PCT},
     loader::Attachment,
     model::{RawSample, RunInfo, Snapshot, build_snapshot},
     nf_model,
     sink::Sink,
 };
+
+/// How many top sources of new conntrack entries a snapshot names.
+const TOP_SOURCES: usize = 5;
 
 pub struct RunConfig {
     pub interval: Duration,
@@ -61,7 +65,20 @@ pub async fn run(
     let sample = |elapsed: Duration| -> anyhow::Result<RawSample> {
         let now = attachment.read().context("reading counters")?;
         let nf_now = attachment.read_netfilter().context("reading counters")?;
+        let conntrack = conntrack::read();
+        let filling = conntrack
+            .as_ref()
+            .is_some_and(|c| c.max > 0 && c.count as f64 * 100.0 / c.max as f64 >= HIGH_FILL_PCT);
+        let ct_sources = if filling {
+            attachment
+                .top_ct_sources(TOP_SOURCES)
+                .context("reading counters")?
+        } else {
+            Vec::new()
+        };
         Ok(RawSample {
+            conntrack,
+            ct_sources,
             netfilter: nf_now
                 .into_iter()
                 .map(|(family, raw)| {
@@ -84,6 +101,7 @@ pub async fn run(
         })
     };
     let mut prev = RawSample {
+        conntrack: conntrack::read(),
         interfaces: attachment
             .watched()
             .iter()

@@ -67,6 +67,28 @@ pub fn render(snap: &Snapshot) -> String {
         }
     }
     s.push_str(&render_netfilter(snap));
+    if let Some(ct) = &snap.conntrack {
+        s.push_str(&format!(
+            "conntrack    {}/{} ({:.1}% full)  new/s {}  drop {}  early_drop {}  insert_failed {}  invalid {}{}\n",
+            count(ct.count),
+            count(ct.max),
+            ct.fill_pct,
+            ct.new_per_s.map(rate_pkts).unwrap_or_else(|| "-".into()),
+            count(ct.drop),
+            count(ct.early_drop),
+            count(ct.insert_failed),
+            count(ct.invalid),
+            ct.time_to_full_s
+                .map(|t| format!("  full in {t:.0}s"))
+                .unwrap_or_default(),
+        ));
+        for top in &ct.top_sources {
+            s.push_str(&format!(
+                "             top source {} ({} new)\n",
+                top.src, top.new
+            ));
+        }
+    }
     s
 }
 
