@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod counters;
+pub mod drops;
 pub mod netfilter;
 pub mod parse;
 

@@ -5,6 +5,7 @@
 #![no_main]
 
 mod count;
+mod drops;
 mod maps;
 mod netfilter;
 mod packet;

@@ -16,7 +16,7 @@ use std::{
 };
 
 use aya_obj::btf::Btf;
-pub use netpost_common::netfilter::NfOffsets;
+pub use netpost_common::{drops::DropOffsets, netfilter::NfOffsets};
 use thiserror::Error;
 
 /// Byte offset (from the start of the outermost struct) and byte size of one member.
@@ -289,6 +289,57 @@ impl KernelBtf {
             conn_status: self.member_sized("nf_conn", "status", 8)?,
             _pad: 0,
         })
+    }
+
+    /// The kernel struct offsets the drop program reads at (`watch_inum` left 0).
+    pub fn drop_offsets(&self) -> Result<DropOffsets, BtfOffsetError> {
+        let at = |s: &str, m: &str, size: u32| self.member_sized(s, m, size);
+        Ok(DropOffsets {
+            skb_dev: at("sk_buff", "dev", 8)?,
+            skb_sk: at("sk_buff", "sk", 8)?,
+            skb_protocol: at("sk_buff", "protocol", 2)?,
+            skb_head: at("sk_buff", "head", 8)?,
+            skb_network_header: at("sk_buff", "network_header", 2)?,
+            // possible_net_t is a struct holding only the struct net pointer.
+            dev_net: at("net_device", "nd_net", 8)?,
+            sk_net: self.member("sock", "__sk_common")?.offset + at("sock_common", "skc_net", 8)?,
+            net_inum: self.member("net", "ns")?.offset + at("ns_common", "inum", 4)?,
+            watch_inum: 0,
+            _pad: 0,
+        })
+    }
+
+    /// The (name, value) pairs of `enum name` (ENUM or ENUM64).
+    pub fn enum_values(&self, name: &str) -> Result<Vec<(String, u64)>, BtfOffsetError> {
+        let id = (1..self.starts.len() as u32)
+            .find(|&id| {
+                self.ty(id).is_ok_and(|t| {
+                    matches!(t.kind, KIND_ENUM | KIND_ENUM64)
+                        && self.string_at(t.name_off) == Some(name)
+                })
+            })
+            .ok_or_else(|| BtfOffsetError::NoStruct {
+                struct_name: format!("enum {name}"),
+            })?;
+        let t = self.ty(id).map_err(BtfOffsetError::Malformed)?;
+        let entry_len = if t.kind == KIND_ENUM { 8 } else { 12 };
+        (0..t.vlen)
+            .map(|i| {
+                let pos = t.extra + i * entry_len;
+                let bad = || BtfOffsetError::Malformed(format!("enum {name} entry {i}"));
+                let value_name = self
+                    .u32_at(pos)
+                    .and_then(|off| self.string_at(off))
+                    .ok_or_else(bad)?;
+                let lo = self.u32_at(pos + 4).ok_or_else(bad)? as u64;
+                let hi = if t.kind == KIND_ENUM64 {
+                    self.u32_at(pos + 8).ok_or_else(bad)? as u64
+                } else {
+                    0
+                };
+                Ok((value_name.to_string(), hi << 32 | lo))
+            })
+            .collect()
     }
 
     fn u32_at(&self, pos: usize) -> Option<u32> {
@@ -714,6 +765,41 @@ mod tests {
             "network_header is nested (struct_group) in this kernel"
         );
         assert!(nested >= 5, "the test must exercise nesting");
+    }
+
+    #[test]
+    fn drop_reason_names_come_from_the_enum() {
+        let reasons = kernel().enum_values("skb_drop_reason").unwrap();
+        let value = |n: &str| reasons.iter().find(|(name, _)| name == n).map(|(_, v)| *v);
+        // Cross-check with the tracepoint's own symbolic table in bpftool's C dump.
+        let c = String::from_utf8(
+            Command::new("bpftool")
+                .args(["btf", "dump", "file", VMLINUX, "format", "c"])
+                .output()
+                .expect("bpftool")
+                .stdout,
+        )
+        .unwrap();
+        for name in [
+            "SKB_DROP_REASON_NO_SOCKET",
+            "SKB_DROP_REASON_NETFILTER_DROP",
+        ] {
+            let v = value(name).unwrap_or_else(|| panic!("{name} missing"));
+            assert!(c.contains(&format!("{name} = {v},")), "{name} = {v}");
+        }
+        assert_eq!(value("SKB_NOT_DROPPED_YET"), Some(0));
+    }
+
+    #[test]
+    fn drop_offsets_are_found() {
+        let o = kernel().drop_offsets().unwrap();
+        let oracle = Oracle::load();
+        assert_eq!(o.skb_dev, oracle.member("sk_buff", "dev").0.offset);
+        assert_eq!(o.dev_net, oracle.member("net_device", "nd_net").0.offset);
+        assert_eq!(
+            o.net_inum,
+            oracle.member("net", "ns").0.offset + oracle.member("ns_common", "inum").0.offset
+        );
     }
 
     #[test]

@@ -2,9 +2,12 @@
 //! its sinks. main.rs is a thin CLI over this library so tests reuse the same code.
 pub mod cli;
 pub mod conntrack;
+pub mod drop_watch;
+pub mod drops;
 pub mod error;
 pub mod fmt;
 pub mod kernel_btf;
+pub mod ksyms;
 pub mod loader;
 pub mod model;
 pub mod netdev;

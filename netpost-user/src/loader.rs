@@ -2,7 +2,7 @@
 //! owned by [`Attachment`] (via aya's program objects): dropping it, exiting, or being
 //! killed with SIGKILL detaches everything. Only kernels older than 6.6 fall back to
 //! netlink tc filters, which [`ClsactGuard`] removes on drop (they survive a SIGKILL).
-use std::{collections::BTreeMap, io};
+use std::{collections::BTreeMap, io, path::Path};
 
 use aya::{
     Btf, Ebpf, EbpfLoader,
@@ -16,11 +16,15 @@ use netpost_common::{
 };
 
 use crate::{
+    drop_watch::{self, DropMaps},
+    drops::DropsRaw,
     error::SetupError,
+    kernel_btf::KernelBtf,
     model::{AttachInfo, IfaceCounters},
     netdev::NetDev,
     netfilter::{self, NfLinks, NfPrograms},
     nf_model::NfRaw,
+    preflight,
 };
 
 /// The compiled kernel programs, embedded at build time by build.rs (aya-build).
@@ -79,6 +83,9 @@ pub struct Programs {
     counters: PerCpuArray<MapData, HookCounters>,
     nf_counters: PerCpuArray<MapData, NfHookCounters>,
     ct_sources: PerCpuHashMap<MapData, CtSource, u64>,
+    drop_maps: DropMaps,
+    /// Whether the kfree_skb program loaded, or why not.
+    drops_loaded: Result<(), String>,
     /// The netfilter programs, or why they could not be loaded (kernels < 6.4, BTF without
     /// the fields they read...): XDP and tc work without them.
     nf: Result<NfPrograms, String>,
@@ -88,13 +95,29 @@ impl Programs {
     /// Loads the object and every program into the kernel.
     pub fn load() -> Result<Programs, SetupError> {
         let btf = Btf::from_sys_fs().ok();
-        let offsets = netfilter::offsets();
+        // Parsed once for every offset and name netpost needs from it.
+        let kernel_btf =
+            KernelBtf::from_file(Path::new(&preflight::btf_path())).map_err(|e| e.to_string());
+        let offsets = kernel_btf
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(netfilter::offsets);
         let fallback = netpost_common::netfilter::NfOffsets::default();
+        let drop_offsets = kernel_btf
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(drop_watch::offsets);
+        let drop_fallback = netpost_common::drops::DropOffsets::default();
         let mut ebpf = EbpfLoader::new()
             .btf(btf.as_ref())
             .override_global(
                 GLOBAL_NF_OFFSETS,
                 offsets.as_ref().unwrap_or(&fallback),
+                true,
+            )
+            .override_global(
+                drop_watch::GLOBAL_DROP_OFFSETS,
+                drop_offsets.as_ref().unwrap_or(&drop_fallback),
                 true,
             )
             .load(EBPF_OBJECT)
@@ -110,6 +133,7 @@ impl Programs {
             };
             loaded.map_err(|e| SetupError::Load(format!("{name}: {}", error_chain(&e))))?;
         }
+        let drops_loaded = drop_offsets.and_then(|_| drop_watch::load(&mut ebpf));
         // Before any map is taken out of `ebpf`: the loader relocates against all of them.
         let nf = if std::env::var_os(ENV_NO_NETFILTER).is_some() {
             Err(format!("disabled by {ENV_NO_NETFILTER}"))
@@ -123,11 +147,15 @@ impl Programs {
             .ok_or_else(|| SetupError::Load(format!("map {MAP_CT_SOURCES} missing")))?;
         let ct_sources = PerCpuHashMap::try_from(ct_sources)
             .map_err(|e| SetupError::Load(format!("{MAP_CT_SOURCES}: {e}")))?;
+        let names = drop_watch::names(kernel_btf.as_ref().ok());
+        let drop_maps = DropMaps::take(&mut ebpf, names).map_err(SetupError::Load)?;
         Ok(Programs {
             ebpf,
             counters,
             nf_counters,
             ct_sources,
+            drop_maps,
+            drops_loaded,
             nf,
         })
     }
@@ -236,6 +264,8 @@ pub struct Attachment {
     programs: Programs,
     nf_links: Vec<(NfFamily, NfLinks)>,
     nf_status: BTreeMap<String, String>,
+    /// "attached", or why the drop program is missing.
+    drops_status: String,
     watched: Vec<Watched>,
     _clsact: Vec<ClsactGuard>,
 }
@@ -263,6 +293,27 @@ impl Attachment {
     /// Per family: "linked", or why its netfilter hooks are missing.
     pub fn netfilter_status(&self) -> &BTreeMap<String, String> {
         &self.nf_status
+    }
+
+    /// "attached", or why drop reasons are not collected.
+    pub fn drops_status(&self) -> &str {
+        &self.drops_status
+    }
+
+    /// Raw drop counts now (the baseline for [`Attachment::read_drops`]).
+    pub fn drop_counts(&self) -> io::Result<BTreeMap<netpost_common::drops::DropKey, u64>> {
+        self.programs.drop_maps.counts()
+    }
+
+    /// Drops since `baseline`, named, with recent samples; None when not attached.
+    pub fn read_drops(
+        &self,
+        baseline: &BTreeMap<netpost_common::drops::DropKey, u64>,
+    ) -> io::Result<Option<DropsRaw>> {
+        if self.drops_status != "attached" {
+            return Ok(None);
+        }
+        self.programs.drop_maps.read(baseline).map(Some)
     }
 
     /// The `n` sources that created the most conntrack entries.
@@ -376,10 +427,18 @@ pub fn attach_all(
         });
     }
     let (nf_links, nf_status) = link_netfilter(&programs, netfilter);
+    let drops_status = match &programs.drops_loaded {
+        Ok(()) => match drop_watch::attach(&mut programs.ebpf) {
+            Ok(()) => "attached".to_string(),
+            Err(e) => format!("unavailable: {e}"),
+        },
+        Err(e) => format!("unavailable: {e}"),
+    };
     Ok(Attachment {
         programs,
         nf_links,
         nf_status,
+        drops_status,
         watched,
         _clsact: clsact,
     })

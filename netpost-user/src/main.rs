@@ -128,6 +128,12 @@ fn resolve_interfaces(names: &[String], ns: Option<&str>) -> Result<Vec<NetDev>,
 }
 
 fn report_attached(attachment: &Attachment, ns: Option<&str>) {
+    match attachment.drops_status() {
+        "attached" => eprintln!(
+            "netpost: drop reasons: kfree_skb tracepoint attached (this namespace's drops only)"
+        ),
+        why => eprintln!("netpost: drop reasons: {why}; the other counters continue"),
+    }
     for (family, status) in attachment.netfilter_status() {
         if status == "linked" {
             eprintln!(

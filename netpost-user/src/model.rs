@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::{
     conntrack::{self, ConntrackRaw, ConntrackStats, TopSource},
+    drops::{self, DropsRaw, DropsStats},
     nf_model::{self, NfFamilyStats, NfRaw},
 };
 
@@ -50,6 +51,8 @@ pub struct RawSample {
     pub conntrack: Option<ConntrackRaw>,
     /// Top sources of created conntrack entries (read only when the table fills up).
     pub ct_sources: Vec<TopSource>,
+    /// Drops since start (None without the drop program).
+    pub drops: Option<DropsRaw>,
 }
 
 impl RawSample {
@@ -72,6 +75,8 @@ pub struct RunInfo {
     pub attached: BTreeMap<String, AttachInfo>,
     /// Per family: "linked", or why the netfilter hooks are missing.
     pub netfilter_status: BTreeMap<String, String>,
+    /// "attached", or why drop reasons are not collected.
+    pub drops_status: String,
 }
 
 /// Packets and bytes of one slice of traffic.
@@ -187,6 +192,10 @@ pub struct Snapshot {
     pub netfilter_status: BTreeMap<String, String>,
     /// Conntrack table pressure in the namespace (null where the kernel has no conntrack).
     pub conntrack: Option<ConntrackStats>,
+    /// Dropped packets by reason and dropping function (null without the drop program).
+    pub drops: Option<DropsStats>,
+    /// "attached", or why drop reasons are not collected.
+    pub drops_status: String,
 }
 
 /// Folds one hook's raw per-(family, proto) counters into its totals and splits.
@@ -297,6 +306,11 @@ pub fn build_snapshot(now: &RawSample, prev: &RawSample, info: &RunInfo) -> Snap
         netfilter,
         netfilter_status: info.netfilter_status.clone(),
         conntrack,
+        drops: now
+            .drops
+            .as_ref()
+            .map(|d| drops::stats(d, prev.drops.as_ref(), interval_ms)),
+        drops_status: info.drops_status.clone(),
     }
 }
 
@@ -324,6 +338,7 @@ mod tests {
             netfilter: BTreeMap::new(),
             conntrack: None,
             ct_sources: Vec::new(),
+            drops: None,
         }
     }
 

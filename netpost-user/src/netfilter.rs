@@ -18,7 +18,7 @@ use aya::{
 use aya_obj::generated::{bpf_attach_type, bpf_attr, bpf_cmd, bpf_insn, bpf_prog_type};
 use netpost_common::netfilter::{NfFamily, NfHook, NfOffsets};
 
-use crate::{kernel_btf, preflight};
+use crate::kernel_btf::KernelBtf;
 
 pub const PROG_NF_HEAD: &str = "netpost_nf_head";
 pub const PROG_NF_TAIL: &str = "netpost_nf_tail";
@@ -28,8 +28,8 @@ pub const PRIORITY_HEAD: i32 = i32::MIN + 1;
 pub const PRIORITY_TAIL: i32 = i32::MAX - 1;
 
 /// The kernel struct offsets the netfilter programs read at, from the running kernel's BTF.
-pub fn offsets() -> Result<NfOffsets, String> {
-    kernel_btf::nf_offsets(std::path::Path::new(&preflight::btf_path())).map_err(|e| e.to_string())
+pub fn offsets(btf: &KernelBtf) -> Result<NfOffsets, String> {
+    btf.nf_offsets().map_err(|e| e.to_string())
 }
 
 /// The two loaded (not yet linked) programs.

@@ -57,11 +57,13 @@ pub async fn run(
         netns: config.netns.clone(),
         attached: attachment.attach_info(),
         netfilter_status: attachment.netfilter_status().clone(),
+        drops_status: attachment.drops_status().to_string(),
     };
     // Hooks are attached one after another; counting from this read on gives every hook
     // the same window.
     let baseline = attachment.read().context("reading counters")?;
     let nf_baseline = attachment.read_netfilter().context("reading counters")?;
+    let drop_baseline = attachment.drop_counts().context("reading counters")?;
     let sample = |elapsed: Duration| -> anyhow::Result<RawSample> {
         let now = attachment.read().context("reading counters")?;
         let nf_now = attachment.read_netfilter().context("reading counters")?;
@@ -77,6 +79,9 @@ pub async fn run(
             Vec::new()
         };
         Ok(RawSample {
+            drops: attachment
+                .read_drops(&drop_baseline)
+                .context("reading counters")?,
             conntrack,
             ct_sources,
             netfilter: nf_now

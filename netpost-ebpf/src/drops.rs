@@ -1,0 +1,179 @@
+//! Dropped packets: the `kfree_skb` raw tracepoint (kfree_skb(skb, location, reason, ...),
+//! stable argument order since Linux 5.17), counted per (reason, protocol, dropping
+//! function) for the watched namespace only, with a few 5-tuples per reason sampled into a
+//! ring buffer. See netpost_common::drops for why every event here is a drop.
+use aya_ebpf::{
+    helpers::{bpf_ktime_get_ns, bpf_probe_read_kernel},
+    macros::{map, raw_tracepoint},
+    maps::{LruPerCpuHashMap, PerCpuArray, RingBuf},
+    programs::RawTracePointContext,
+};
+use netpost_common::drops::{
+    DROP_KEYS, DropKey, DropOffsets, DropSample, SAMPLE_GAP_NS, SAMPLE_SLOTS,
+};
+
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
+/// skb->network_header when it was never set.
+const HEADER_UNSET: u16 = 0xffff;
+
+/// Filled in by userspace before loading.
+#[unsafe(no_mangle)]
+static NETPOST_DROP_OFFSETS: DropOffsets = DropOffsets {
+    skb_dev: 0,
+    skb_sk: 0,
+    skb_protocol: 0,
+    skb_head: 0,
+    skb_network_header: 0,
+    dev_net: 0,
+    sk_net: 0,
+    net_inum: 0,
+    watch_inum: 0,
+    _pad: 0,
+};
+
+#[map(name = "NETPOST_DROPS")]
+static DROPS: LruPerCpuHashMap<DropKey, u64> = LruPerCpuHashMap::with_max_entries(DROP_KEYS, 0);
+
+#[map(name = "NETPOST_DROP_SAMPLES")]
+static SAMPLES: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+
+/// Per CPU and reason slot: when a drop was last sampled.
+#[map(name = "NETPOST_DROP_SAMPLED_AT")]
+static SAMPLED_AT: PerCpuArray<u64> = PerCpuArray::with_max_entries(SAMPLE_SLOTS, 0);
+
+/// Samples the ring buffer had no room for: loss is counted, never silent.
+#[map(name = "NETPOST_EVENTS_LOST")]
+static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+#[raw_tracepoint(tracepoint = "kfree_skb")]
+pub fn netpost_kfree_skb(ctx: RawTracePointContext) -> i32 {
+    let _ = observe(&ctx);
+    0
+}
+
+#[inline(always)]
+fn read<T>(base: u64, offset: u32) -> Option<T> {
+    // SAFETY: bpf_probe_read_kernel checks the address; a bad one only returns an error.
+    unsafe { bpf_probe_read_kernel((base + offset as u64) as *const T).ok() }
+}
+
+/// The inode number of the skb's network namespace: through its device, or for packets
+/// not yet routed to one, through its socket.
+#[inline(always)]
+fn netns_inum(skb: u64, off: &DropOffsets) -> Option<u32> {
+    let dev: u64 = read(skb, off.skb_dev)?;
+    let net: u64 = if dev != 0 {
+        read(dev, off.dev_net)?
+    } else {
+        let sk: u64 = read(skb, off.skb_sk)?;
+        if sk == 0 {
+            return None;
+        }
+        read(sk, off.sk_net)?
+    };
+    if net == 0 {
+        return None;
+    }
+    read(net, off.net_inum)
+}
+
+#[inline(always)]
+fn observe(ctx: &RawTracePointContext) -> Option<()> {
+    // SAFETY: a read-only global; volatile so the compiler keeps the load userspace patches.
+    let off: DropOffsets = unsafe { core::ptr::read_volatile(&NETPOST_DROP_OFFSETS) };
+    let skb: u64 = ctx.arg(0);
+    let location: u64 = ctx.arg(1);
+    let reason = ctx.arg::<u64>(2) as u32;
+    if off.watch_inum != 0 && netns_inum(skb, &off)? != off.watch_inum {
+        return None;
+    }
+    let ethertype = u16::from_be(read::<u16>(skb, off.skb_protocol)?);
+    let mut sample = DropSample {
+        location,
+        reason,
+        ethertype,
+        ..DropSample::default()
+    };
+    if ethertype == ETH_P_IP || ethertype == ETH_P_IPV6 {
+        let head: u64 = read(skb, off.skb_head)?;
+        let network: u16 = read(skb, off.skb_network_header)?;
+        if network != HEADER_UNSET {
+            read_tuple(head + network as u64, &mut sample);
+        }
+    }
+    let key = DropKey {
+        reason,
+        ethertype,
+        ipproto: sample.ipproto,
+        _pad: 0,
+        location,
+    };
+    match DROPS.get_ptr_mut(key) {
+        // SAFETY: this CPU's copy of a valid map value.
+        Some(count) => unsafe { *count += 1 },
+        None => {
+            let _ = DROPS.insert(key, 1u64, 0);
+        }
+    }
+    maybe_sample(sample)
+}
+
+/// Fills protocol, addresses and ports from the IP header at `ip`, as far as readable.
+#[inline(always)]
+fn read_tuple(ip: u64, s: &mut DropSample) -> Option<()> {
+    let first: u8 = read(ip, 0)?;
+    let l4 = match first >> 4 {
+        4 => {
+            let h: [u8; 20] = read(ip, 0)?;
+            s.ip_version = 4;
+            s.ipproto = h[9];
+            s.src[..4].copy_from_slice(&h[12..16]);
+            s.dst[..4].copy_from_slice(&h[16..20]);
+            ip + ((h[0] & 0x0f) as u64) * 4
+        }
+        6 => {
+            let h: [u8; 40] = read(ip, 0)?;
+            s.ip_version = 6;
+            s.ipproto = h[6];
+            s.src.copy_from_slice(&h[8..24]);
+            s.dst.copy_from_slice(&h[24..40]);
+            ip + 40
+        }
+        _ => return None,
+    };
+    if s.ipproto == 6 || s.ipproto == 17 {
+        let ports: [u8; 4] = read(l4, 0)?;
+        s.sport = u16::from_be_bytes([ports[0], ports[1]]);
+        s.dport = u16::from_be_bytes([ports[2], ports[3]]);
+    }
+    Some(())
+}
+
+/// Sends the drop to userspace unless this CPU sampled the same reason very recently.
+#[inline(always)]
+fn maybe_sample(mut sample: DropSample) -> Option<()> {
+    let last = SAMPLED_AT.get_ptr_mut(sample.reason % SAMPLE_SLOTS)?;
+    // SAFETY: a helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    // SAFETY: this CPU's copy of a valid map value.
+    unsafe {
+        if *last != 0 && now.wrapping_sub(*last) < SAMPLE_GAP_NS {
+            return None;
+        }
+        *last = now;
+    }
+    sample.ts_ns = now;
+    match SAMPLES.reserve::<DropSample>(0) {
+        Some(mut entry) => {
+            entry.write(sample);
+            entry.submit(0);
+        }
+        None => {
+            let lost = EVENTS_LOST.get_ptr_mut(0)?;
+            // SAFETY: this CPU's copy of a valid map value.
+            unsafe { *lost += 1 };
+        }
+    }
+    Some(())
+}

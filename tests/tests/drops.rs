@@ -1,0 +1,133 @@
+//! Where and why packets die: real drops, counted with the kernel's own reason and the
+//! function that dropped them, only for the namespace netpost watches.
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use netpost_tests::{
+    netns::VethPair,
+    netpost::{Netpost, num},
+    require_root,
+    router::Router,
+    traffic::udp_send,
+};
+use serde_json::Value;
+
+fn reason<'a>(snap: &'a Value, name: &str) -> &'a Value {
+    let r = &snap["drops"]["reasons"][name];
+    assert!(r.is_object(), "no {name} drops in {}", snap["drops"]);
+    r
+}
+
+#[test]
+fn udp_to_a_closed_port_is_no_socket_with_its_function_and_a_sample() {
+    require_root();
+    let pair = VethPair::new();
+    let netpost = Netpost::start(&pair.ns_b.name, &[&pair.b.ifname], &[]);
+    udp_send(
+        &pair.ns_a,
+        SocketAddr::new(IpAddr::V4(pair.b.ip4), 7901),
+        15,
+        32,
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let snap = netpost.stop();
+    assert_eq!(snap["drops_status"], "attached");
+    let r = reason(&snap, "NO_SOCKET");
+    assert_eq!(num(r, &["packets"]), 15, "{r}");
+    assert_eq!(num(r, &["locations", "__udp4_lib_rcv"]), 15, "{r}");
+    assert_eq!(num(r, &["by_proto", "udp"]), 15, "{r}");
+    assert_eq!(num(&snap["drops"], &["total"]), 15, "nothing else dropped");
+    let samples = snap["drops"]["samples"].as_array().unwrap();
+    let dst = format!("{}:7901", pair.b.ip4);
+    assert!(
+        samples
+            .iter()
+            .any(|s| s["reason"] == "NO_SOCKET" && s["dst"] == dst.as_str()),
+        "a sampled 5-tuple names the flow: {samples:?}"
+    );
+    assert_eq!(num(&snap["drops"], &["events_lost"]), 0);
+}
+
+#[test]
+fn an_iptables_drop_rule_is_netfilter_drop() {
+    require_root();
+    let pair = VethPair::new();
+    pair.ns_b.exec(
+        "iptables",
+        &["-A", "INPUT", "-p", "udp", "--dport", "7902", "-j", "DROP"],
+    );
+    let netpost = Netpost::start(&pair.ns_b.name, &[&pair.b.ifname], &[]);
+    udp_send(
+        &pair.ns_a,
+        SocketAddr::new(IpAddr::V4(pair.b.ip4), 7902),
+        12,
+        32,
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let snap = netpost.stop();
+    let r = reason(&snap, "NETFILTER_DROP");
+    assert_eq!(num(r, &["packets"]), 12, "{r}");
+    assert_eq!(num(r, &["by_proto", "udp"]), 12, "{r}");
+    // The same packets as the netfilter view: dropped at INPUT.
+    let input = &snap["netfilter"]["ipv4"]["input"];
+    assert_eq!(num(input, &["dropped"]), 12, "{input}");
+}
+
+#[test]
+fn a_router_without_forwarding_shows_the_forwarded_packets_dropped_with_a_reason() {
+    require_root();
+    let r = Router::new_without_forwarding();
+    let netpost = Netpost::start(&r.ns_router.name, &[&r.router_client.ifname], &[]);
+    udp_send(
+        &r.ns_client,
+        SocketAddr::new(IpAddr::V4(r.server.ip4), 7903),
+        9,
+        32,
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let snap = netpost.stop();
+    assert_eq!(num(&snap["drops"], &["total"]), 9, "{}", snap["drops"]);
+    // ip_forward=0: the route lookup says "not for us, not forwardable".
+    let r = reason(&snap, "IP_INADDRERRORS");
+    assert_eq!(num(r, &["by_proto", "udp"]), 9, "{r}");
+    assert_eq!(num(r, &["locations", "ip_error"]), 9, "{r}");
+}
+
+#[test]
+fn a_packet_to_an_unroutable_destination_is_dropped_for_no_route() {
+    require_root();
+    let r = Router::new();
+    let netpost = Netpost::start(&r.ns_router.name, &[&r.router_client.ifname], &[]);
+    // TEST-NET-1: the router has no route there (nor any uplink): the client's default route
+    // brings it to the router, which drops it.
+    let nowhere = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 7904);
+    udp_send(&r.ns_client, nowhere, 6, 32);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let snap = netpost.stop();
+    let r = reason(&snap, "IP_INNOROUTES");
+    assert_eq!(num(r, &["packets"]), 6, "{r}");
+    assert_eq!(num(&snap["drops"], &["total"]), 6, "{}", snap["drops"]);
+}
+
+#[test]
+fn drops_in_other_namespaces_do_not_leak_in() {
+    require_root();
+    let watched = VethPair::new();
+    let other = VethPair::new();
+    let netpost = Netpost::start(&watched.ns_b.name, &[&watched.b.ifname], &[]);
+    udp_send(
+        &other.ns_a,
+        SocketAddr::new(IpAddr::V4(other.b.ip4), 7905),
+        20,
+        32,
+    );
+    udp_send(
+        &watched.ns_a,
+        SocketAddr::new(IpAddr::V4(watched.b.ip4), 7905),
+        3,
+        32,
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let snap = netpost.stop();
+    assert_eq!(num(&snap["drops"], &["total"]), 3, "{}", snap["drops"]);
+    assert_eq!(num(reason(&snap, "NO_SOCKET"), &["packets"]), 3);
+}
