@@ -88,12 +88,20 @@ fn a_full_table_drops_new_connections_and_both_views_count_them() {
     // Every SYN entered PREROUTING; only those that got an entry left it.
     assert_eq!(num(pre, &["tcp", "syn"]), LIMIT + ATTEMPTS, "{pre}");
     assert_eq!(num(pre, &["tcp_accepted", "syn"]), LIMIT, "{pre}");
-    // The table is full, so netpost names who filled it; the connections were made before
-    // netpost started, so the refused attempts created nothing.
-    let top = ct["top_sources"].as_array().expect("top_sources");
-    assert!(
-        top.is_empty() || top[0]["src"] == pair.a.ip4.to_string(),
-        "{top:?}"
+    // The drop reasons see the same packets.
+    let nf_drop = &snap["drops"]["reasons"]["NETFILTER_DROP"];
+    assert_eq!(
+        num(nf_drop, &["by_proto", "tcp"]),
+        ATTEMPTS,
+        "{}",
+        snap["drops"]
     );
+    // Entries created: the connections that fit; the refused SYNs created none.
+    assert_eq!(num(ct, &["new"]), LIMIT, "{ct}");
+    // The table is full, so netpost names who filled it.
+    let top = ct["top_sources"].as_array().expect("top_sources");
+    assert_eq!(top.len(), 1, "{top:?}");
+    assert_eq!(top[0]["src"], pair.a.ip4.to_string());
+    assert_eq!(num(&top[0], &["new"]), LIMIT);
     drop((held, accepted));
 }
