@@ -77,3 +77,43 @@ mod pod {
     unsafe impl aya::Pod for super::DropSample {}
     unsafe impl aya::Pod for super::DropOffsets {}
 }
+
+/// Successful IPv4 route lookups counted per (table, output device, gateway, destination).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RouteKey {
+    pub table: u32,
+    /// Output device ifindex (in the watched namespace).
+    pub oif: u32,
+    /// Gateway (network byte order), 0 for a directly connected destination.
+    pub gateway: [u8; 4],
+    pub dst: [u8; 4],
+}
+
+/// Kernel struct offsets the route program reads at.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RouteOffsets {
+    pub nhc_dev: u32,
+    pub nhc_gw_family: u32,
+    pub nhc_gw: u32,
+    pub dev_ifindex: u32,
+    pub dev_net: u32,
+    pub net_inum: u32,
+    /// flowi4.daddr
+    pub flow_daddr: u32,
+    pub watch_inum: u32,
+}
+
+/// Distinct route keys kept (least recently used first out).
+pub const ROUTE_KEYS: u32 = 4096;
+
+const _: () = assert!(core::mem::size_of::<RouteKey>() == 16);
+const _: () = assert!(core::mem::size_of::<RouteOffsets>() == 32);
+
+#[cfg(feature = "user")]
+mod route_pod {
+    // SAFETY: #[repr(C)] structs of integers without padding (sizes asserted above).
+    unsafe impl aya::Pod for super::RouteKey {}
+    unsafe impl aya::Pod for super::RouteOffsets {}
+}

@@ -9,6 +9,7 @@ mod drops;
 mod maps;
 mod netfilter;
 mod packet;
+mod routes;
 mod tc;
 mod xdp;
 

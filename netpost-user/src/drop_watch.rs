@@ -25,16 +25,18 @@ const MAP_EVENTS_LOST: &str = "NETPOST_EVENTS_LOST";
 /// Samples a snapshot keeps.
 const KEEP_SAMPLES: usize = 16;
 
-/// The offsets the program reads at, and the namespace it counts: the one this thread is in
-/// (netpost entered `--netns` before loading).
-pub fn offsets(btf: &KernelBtf) -> Result<DropOffsets, String> {
+/// The inode number of the network namespace this thread is in (netpost entered `--netns`
+/// before loading): the namespace the tracepoint programs count.
+pub fn this_netns_inum() -> Result<u32, String> {
+    std::fs::metadata("/proc/thread-self/ns/net")
+        .map(|m| m.ino() as u32)
+        .map_err(|e| format!("reading this namespace: {e}"))
+}
+
+/// The offsets the program reads at, counting namespace `watch_inum`.
+pub fn offsets(btf: &KernelBtf, watch_inum: u32) -> Result<DropOffsets, String> {
     let mut offsets = btf.drop_offsets().map_err(|e| e.to_string())?;
-    offsets.watch_inum = std::fs::metadata("/proc/thread-self/ns/net")
-        .map_err(|e| format!("reading this namespace: {e}"))?
-        .ino() as u32;
-    if std::env::var_os("NP_DBG").is_some() {
-        offsets.watch_inum = 0;
-    }
+    offsets.watch_inum = watch_inum;
     Ok(offsets)
 }
 

@@ -44,10 +44,10 @@ pub fn name_counts(counts: &BTreeMap<DropKey, u64>, names: &mut Names) -> BTreeM
 }
 
 /// `now - baseline` per key (keys the baseline lacks count from zero).
-pub fn since(
-    now: &BTreeMap<DropKey, u64>,
-    baseline: &BTreeMap<DropKey, u64>,
-) -> BTreeMap<DropKey, u64> {
+pub fn since<K: Ord + Copy>(
+    now: &BTreeMap<K, u64>,
+    baseline: &BTreeMap<K, u64>,
+) -> BTreeMap<K, u64> {
     now.iter()
         .map(|(k, v)| (*k, v.saturating_sub(baseline.get(k).copied().unwrap_or(0))))
         .filter(|(_, v)| *v > 0)

@@ -16,7 +16,10 @@ use std::{
 };
 
 use aya_obj::btf::Btf;
-pub use netpost_common::{drops::DropOffsets, netfilter::NfOffsets};
+pub use netpost_common::{
+    drops::{DropOffsets, RouteOffsets},
+    netfilter::NfOffsets,
+};
 use thiserror::Error;
 
 /// Byte offset (from the start of the outermost struct) and byte size of one member.
@@ -303,9 +306,30 @@ impl KernelBtf {
             // possible_net_t is a struct holding only the struct net pointer.
             dev_net: at("net_device", "nd_net", 8)?,
             sk_net: self.member("sock", "__sk_common")?.offset + at("sock_common", "skc_net", 8)?,
-            net_inum: self.member("net", "ns")?.offset + at("ns_common", "inum", 4)?,
+            net_inum: self.net_inum()?,
             watch_inum: 0,
             _pad: 0,
+        })
+    }
+
+    /// net.ns.inum: a namespace's inode number.
+    fn net_inum(&self) -> Result<u32, BtfOffsetError> {
+        Ok(self.member("net", "ns")?.offset + self.member_sized("ns_common", "inum", 4)?)
+    }
+
+    /// The kernel struct offsets the route program reads at (`watch_inum` left 0).
+    pub fn route_offsets(&self) -> Result<RouteOffsets, BtfOffsetError> {
+        let at = |s: &str, m: &str, size: u32| self.member_sized(s, m, size);
+        Ok(RouteOffsets {
+            nhc_dev: at("fib_nh_common", "nhc_dev", 8)?,
+            nhc_gw_family: at("fib_nh_common", "nhc_gw_family", 1)?,
+            // A union of the IPv4 and IPv6 gateway; the IPv4 one sits at its start.
+            nhc_gw: self.member("fib_nh_common", "nhc_gw")?.offset,
+            dev_ifindex: at("net_device", "ifindex", 4)?,
+            dev_net: at("net_device", "nd_net", 8)?,
+            net_inum: self.net_inum()?,
+            flow_daddr: at("flowi4", "daddr", 4)?,
+            watch_inum: 0,
         })
     }
 

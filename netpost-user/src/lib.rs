@@ -15,6 +15,7 @@ pub mod netfilter;
 pub mod netns;
 pub mod nf_model;
 pub mod preflight;
+pub mod route_watch;
 pub mod run;
 pub mod sink;
 pub mod tui;

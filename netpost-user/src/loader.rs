@@ -25,6 +25,7 @@ use crate::{
     netfilter::{self, NfLinks, NfPrograms},
     nf_model::NfRaw,
     preflight,
+    route_watch::{self, RouteMap},
 };
 
 /// The compiled kernel programs, embedded at build time by build.rs (aya-build).
@@ -86,6 +87,9 @@ pub struct Programs {
     drop_maps: DropMaps,
     /// Whether the kfree_skb program loaded, or why not.
     drops_loaded: Result<(), String>,
+    route_map: RouteMap,
+    /// Whether the fib_table_lookup program loaded, or why not.
+    routes_loaded: Result<(), String>,
     /// The netfilter programs, or why they could not be loaded (kernels < 6.4, BTF without
     /// the fields they read...): XDP and tc work without them.
     nf: Result<NfPrograms, String>,
@@ -103,11 +107,17 @@ impl Programs {
             .map_err(Clone::clone)
             .and_then(netfilter::offsets);
         let fallback = netpost_common::netfilter::NfOffsets::default();
-        let drop_offsets = kernel_btf
+        let watch = drop_watch::this_netns_inum();
+        let btf_and_ns = kernel_btf
             .as_ref()
             .map_err(Clone::clone)
-            .and_then(drop_watch::offsets);
+            .and_then(|b| Ok((b, watch.clone()?)));
+        let drop_offsets = btf_and_ns
+            .clone()
+            .and_then(|(b, ns)| drop_watch::offsets(b, ns));
         let drop_fallback = netpost_common::drops::DropOffsets::default();
+        let route_offsets = btf_and_ns.and_then(|(b, ns)| route_watch::offsets(b, ns));
+        let route_fallback = netpost_common::drops::RouteOffsets::default();
         let mut ebpf = EbpfLoader::new()
             .btf(btf.as_ref())
             .override_global(
@@ -118,6 +128,11 @@ impl Programs {
             .override_global(
                 drop_watch::GLOBAL_DROP_OFFSETS,
                 drop_offsets.as_ref().unwrap_or(&drop_fallback),
+                true,
+            )
+            .override_global(
+                route_watch::GLOBAL_ROUTE_OFFSETS,
+                route_offsets.as_ref().unwrap_or(&route_fallback),
                 true,
             )
             .load(EBPF_OBJECT)
@@ -134,6 +149,7 @@ impl Programs {
             loaded.map_err(|e| SetupError::Load(format!("{name}: {}", error_chain(&e))))?;
         }
         let drops_loaded = drop_offsets.and_then(|_| drop_watch::load(&mut ebpf));
+        let routes_loaded = route_offsets.and_then(|_| route_watch::load(&mut ebpf));
         // Before any map is taken out of `ebpf`: the loader relocates against all of them.
         let nf = if std::env::var_os(ENV_NO_NETFILTER).is_some() {
             Err(format!("disabled by {ENV_NO_NETFILTER}"))
@@ -149,6 +165,7 @@ impl Programs {
             .map_err(|e| SetupError::Load(format!("{MAP_CT_SOURCES}: {e}")))?;
         let names = drop_watch::names(kernel_btf.as_ref().ok());
         let drop_maps = DropMaps::take(&mut ebpf, names).map_err(SetupError::Load)?;
+        let route_map = RouteMap::take(&mut ebpf).map_err(SetupError::Load)?;
         Ok(Programs {
             ebpf,
             counters,
@@ -156,6 +173,8 @@ impl Programs {
             ct_sources,
             drop_maps,
             drops_loaded,
+            route_map,
+            routes_loaded,
             nf,
         })
     }
@@ -266,6 +285,8 @@ pub struct Attachment {
     nf_status: BTreeMap<String, String>,
     /// "attached", or why the drop program is missing.
     drops_status: String,
+    /// "attached", or why the route program is missing.
+    routes_status: String,
     watched: Vec<Watched>,
     _clsact: Vec<ClsactGuard>,
 }
@@ -316,6 +337,21 @@ impl Attachment {
         self.programs.drop_maps.read(baseline).map(Some)
     }
 
+    /// "attached", or why routing decisions are not collected.
+    pub fn routes_status(&self) -> &str {
+        &self.routes_status
+    }
+
+    /// Route lookups per key now (None when not attached).
+    pub fn read_routes(
+        &self,
+    ) -> io::Result<Option<BTreeMap<netpost_common::drops::RouteKey, u64>>> {
+        if self.routes_status != "attached" {
+            return Ok(None);
+        }
+        self.programs.route_map.read().map(Some)
+    }
+
     /// The `n` sources that created the most conntrack entries.
     pub fn top_ct_sources(&self, n: usize) -> io::Result<Vec<crate::conntrack::TopSource>> {
         let mut all = self.programs.read_ct_sources()?;
@@ -344,6 +380,17 @@ fn source_addr(key: &CtSource) -> String {
         std::net::Ipv4Addr::new(key.addr[0], key.addr[1], key.addr[2], key.addr[3]).to_string()
     } else {
         std::net::Ipv6Addr::from(key.addr).to_string()
+    }
+}
+
+/// "attached", or why a program that loaded (or did not) is missing.
+fn attach_status(
+    loaded: &Result<(), String>,
+    attach: impl FnOnce() -> Result<(), String>,
+) -> String {
+    match loaded.clone().and_then(|()| attach()) {
+        Ok(()) => "attached".to_string(),
+        Err(e) => format!("unavailable: {e}"),
     }
 }
 
@@ -427,18 +474,18 @@ pub fn attach_all(
         });
     }
     let (nf_links, nf_status) = link_netfilter(&programs, netfilter);
-    let drops_status = match &programs.drops_loaded {
-        Ok(()) => match drop_watch::attach(&mut programs.ebpf) {
-            Ok(()) => "attached".to_string(),
-            Err(e) => format!("unavailable: {e}"),
-        },
-        Err(e) => format!("unavailable: {e}"),
-    };
+    let drops_status = attach_status(&programs.drops_loaded, || {
+        drop_watch::attach(&mut programs.ebpf)
+    });
+    let routes_status = attach_status(&programs.routes_loaded, || {
+        route_watch::attach(&mut programs.ebpf)
+    });
     Ok(Attachment {
         programs,
         nf_links,
         nf_status,
         drops_status,
+        routes_status,
         watched,
         _clsact: clsact,
     })

@@ -134,6 +134,12 @@ fn report_attached(attachment: &Attachment, ns: Option<&str>) {
         ),
         why => eprintln!("netpost: drop reasons: {why}; the other counters continue"),
     }
+    if attachment.routes_status() != "attached" {
+        eprintln!(
+            "netpost: routing decisions: {}; the other counters continue",
+            attachment.routes_status()
+        );
+    }
     for (family, status) in attachment.netfilter_status() {
         if status == "linked" {
             eprintln!(

@@ -10,6 +10,7 @@ use crate::{
     conntrack::{self, ConntrackRaw, ConntrackStats, TopSource},
     drops::{self, DropsRaw, DropsStats},
     nf_model::{self, NfFamilyStats, NfRaw},
+    route_watch::{self, RoutingStats},
 };
 
 /// Raw cumulative counters of one interface, summed over CPUs.
@@ -53,6 +54,10 @@ pub struct RawSample {
     pub ct_sources: Vec<TopSource>,
     /// Drops since start (None without the drop program).
     pub drops: Option<DropsRaw>,
+    /// Route lookups since start (None without the route program).
+    pub routes: Option<BTreeMap<netpost_common::drops::RouteKey, u64>>,
+    /// Names of the output devices in `routes`.
+    pub ifnames: BTreeMap<u32, String>,
 }
 
 impl RawSample {
@@ -77,6 +82,8 @@ pub struct RunInfo {
     pub netfilter_status: BTreeMap<String, String>,
     /// "attached", or why drop reasons are not collected.
     pub drops_status: String,
+    /// "attached", or why routing decisions are not collected.
+    pub routes_status: String,
 }
 
 /// Packets and bytes of one slice of traffic.
@@ -196,6 +203,10 @@ pub struct Snapshot {
     pub drops: Option<DropsStats>,
     /// "attached", or why drop reasons are not collected.
     pub drops_status: String,
+    /// IPv4 routing decisions (null without the route program).
+    pub routing: Option<RoutingStats>,
+    /// "attached", or why routing decisions are not collected.
+    pub routes_status: String,
 }
 
 /// Folds one hook's raw per-(family, proto) counters into its totals and splits.
@@ -287,6 +298,10 @@ pub fn build_snapshot(now: &RawSample, prev: &RawSample, info: &RunInfo) -> Snap
     let created = now
         .ct_created()
         .map(|n| (n, prev.ct_created().unwrap_or(0)));
+    let drops = now
+        .drops
+        .as_ref()
+        .map(|d| drops::stats(d, prev.drops.as_ref(), interval_ms));
     let conntrack = now.conntrack.as_ref().map(|c| {
         conntrack::stats(
             c,
@@ -306,11 +321,18 @@ pub fn build_snapshot(now: &RawSample, prev: &RawSample, info: &RunInfo) -> Snap
         netfilter,
         netfilter_status: info.netfilter_status.clone(),
         conntrack,
-        drops: now
-            .drops
-            .as_ref()
-            .map(|d| drops::stats(d, prev.drops.as_ref(), interval_ms)),
+        routing: now.routes.as_ref().map(|r| {
+            let name = |i: u32| {
+                now.ifnames
+                    .get(&i)
+                    .cloned()
+                    .unwrap_or_else(|| format!("if{i}"))
+            };
+            route_watch::stats(r, drops.as_ref(), &name)
+        }),
+        drops,
         drops_status: info.drops_status.clone(),
+        routes_status: info.routes_status.clone(),
     }
 }
 
@@ -339,6 +361,8 @@ mod tests {
             conntrack: None,
             ct_sources: Vec::new(),
             drops: None,
+            routes: None,
+            ifnames: BTreeMap::new(),
         }
     }
 

@@ -58,12 +58,17 @@ pub async fn run(
         attached: attachment.attach_info(),
         netfilter_status: attachment.netfilter_status().clone(),
         drops_status: attachment.drops_status().to_string(),
+        routes_status: attachment.routes_status().to_string(),
     };
     // Hooks are attached one after another; counting from this read on gives every hook
     // the same window.
     let baseline = attachment.read().context("reading counters")?;
     let nf_baseline = attachment.read_netfilter().context("reading counters")?;
     let drop_baseline = attachment.drop_counts().context("reading counters")?;
+    let route_baseline = attachment
+        .read_routes()
+        .context("reading counters")?
+        .unwrap_or_default();
     let sample = |elapsed: Duration| -> anyhow::Result<RawSample> {
         let now = attachment.read().context("reading counters")?;
         let nf_now = attachment.read_netfilter().context("reading counters")?;
@@ -78,7 +83,18 @@ pub async fn run(
         } else {
             Vec::new()
         };
+        let routes = attachment
+            .read_routes()
+            .context("reading counters")?
+            .map(|r| crate::drops::since(&r, &route_baseline));
+        let ifnames = routes
+            .iter()
+            .flat_map(|r| r.keys().map(|k| k.oif))
+            .map(|i| (i, crate::route_watch::ifname(i)))
+            .collect();
         Ok(RawSample {
+            routes,
+            ifnames,
             drops: attachment
                 .read_drops(&drop_baseline)
                 .context("reading counters")?,

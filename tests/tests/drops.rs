@@ -106,6 +106,45 @@ fn a_packet_to_an_unroutable_destination_is_dropped_for_no_route() {
     let r = reason(&snap, "IP_INNOROUTES");
     assert_eq!(num(r, &["packets"]), 6, "{r}");
     assert_eq!(num(&snap["drops"], &["total"]), 6, "{}", snap["drops"]);
+    // The routing view names the same packets.
+    let routing = &snap["routing"];
+    assert_eq!(num(routing, &["no_route"]), 6, "{routing}");
+    let results = routing["by_result"].as_array().unwrap();
+    let no_route = results.iter().find(|r| r["result"] == "no route").unwrap();
+    assert_eq!(num(no_route, &["lookups"]), 6, "{routing}");
+}
+
+#[test]
+fn forwarded_packets_show_their_route_decision() {
+    require_root();
+    let r = Router::new();
+    let rx = netpost_tests::traffic::udp_receiver(&r.ns_server, IpAddr::V4(r.server.ip4), 7906);
+    let netpost = Netpost::start(&r.ns_router.name, &[&r.router_client.ifname], &[]);
+    udp_send(
+        &r.ns_client,
+        SocketAddr::new(IpAddr::V4(r.server.ip4), 7906),
+        11,
+        32,
+    );
+    netpost_tests::traffic::udp_receive(&rx, 11);
+    let snap = netpost.stop();
+    let routing = &snap["routing"];
+    assert_eq!(snap["routes_status"], "attached");
+    let results = routing["by_result"].as_array().unwrap();
+    let to_server = results
+        .iter()
+        .find(|x| x["dev"] == r.router_server.ifname.as_str())
+        .unwrap_or_else(|| panic!("no route via the server side: {routing}"));
+    assert_eq!(to_server["table"], "main", "{routing}");
+    assert_eq!(
+        to_server["result"],
+        format!("dev {}", r.router_server.ifname),
+        "directly connected: {routing}"
+    );
+    // One input route lookup per forwarded packet (IPv4 has no route cache).
+    let dst = r.server.ip4.to_string();
+    assert_eq!(num(to_server, &["destinations", &dst]), 11, "{routing}");
+    assert_eq!(num(routing, &["no_route"]), 0);
 }
 
 #[test]
