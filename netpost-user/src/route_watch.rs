@@ -129,7 +129,9 @@ pub fn stats(
     drops: Option<&DropsStats>,
     ifname: &dyn Fn(u32) -> String,
 ) -> RoutingStats {
-    let mut groups: HashMap<(u32, u32, [u8; 4]), (u64, Vec<(u64, [u8; 4])>)> = HashMap::new();
+    // (table, device, gateway) -> (lookups, [(lookups, destination)])
+    type Group = (u64, Vec<(u64, [u8; 4])>);
+    let mut groups: HashMap<(u32, u32, [u8; 4]), Group> = HashMap::new();
     for (key, n) in lookups {
         let g = groups.entry((key.table, key.oif, key.gateway)).or_default();
         g.0 += n;

@@ -1,0 +1,399 @@
+//! The TCP three-way handshake as seen on the wire, per flow: pure logic shared by the kernel
+//! program that tracks flows and by host tests.
+//!
+//! A flow's endpoints are stored in canonical order (see [`canonical`]); the *client* is the
+//! endpoint that sent the first SYN. The machine follows SYN -> SYN-ACK (acknowledging the
+//! client's ISN + 1) -> ACK (acknowledging the server's ISN + 1) = ESTABLISHED, measures the
+//! two handshake round trips on the wire, counts SYN and SYN-ACK retransmissions, notices
+//! simultaneous open, and ends in CLOSED (both FINs) or RESET. Packets that do not fit
+//! (an ACK before the SYN-ACK, a SYN-ACK acknowledging the wrong ISN) change nothing.
+
+/// Where a flow stands.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// Not TCP, or no packet yet.
+    #[default]
+    None = 0,
+    /// Seen only from the middle (no SYN): counted, no handshake.
+    Midstream = 1,
+    SynSent = 2,
+    SynReceived = 3,
+    Established = 4,
+    /// One side sent FIN.
+    Closing = 5,
+    /// Both sides sent FIN.
+    Closed = 6,
+    Reset = 7,
+}
+
+impl Stage {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Stage::None => "none",
+            Stage::Midstream => "midstream",
+            Stage::SynSent => "syn_sent",
+            Stage::SynReceived => "syn_received",
+            Stage::Established => "established",
+            Stage::Closing => "closing",
+            Stage::Closed => "closed",
+            Stage::Reset => "reset",
+        }
+    }
+
+    pub const fn from_u8(v: u8) -> Stage {
+        match v {
+            1 => Stage::Midstream,
+            2 => Stage::SynSent,
+            3 => Stage::SynReceived,
+            4 => Stage::Established,
+            5 => Stage::Closing,
+            6 => Stage::Closed,
+            7 => Stage::Reset,
+            _ => Stage::None,
+        }
+    }
+}
+
+/// What a packet changed, for the event stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A SYN opened a handshake.
+    Opened,
+    /// The SYN-ACK arrived.
+    Answered,
+    /// The handshake completed.
+    Established,
+    /// A RST ended the flow; `by_client` says who sent it.
+    Reset { by_client: bool },
+    /// The second FIN was seen.
+    Closed,
+}
+
+pub const FIN: u8 = 0x01;
+pub const SYN: u8 = 0x02;
+pub const RST: u8 = 0x04;
+pub const ACK: u8 = 0x10;
+
+/// Handshake state of one flow (lives in the flow map's value).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Handshake {
+    /// When the (last) SYN and the (last) SYN-ACK were seen, in ns.
+    pub syn_ns: u64,
+    pub synack_ns: u64,
+    pub client_isn: u32,
+    pub server_isn: u32,
+    /// SYN -> SYN-ACK and SYN-ACK -> ACK, in µs (0 until measured).
+    pub rtt_syn_us: u32,
+    pub rtt_ack_us: u32,
+    pub stage: u8,
+    /// 1 when the first SYN came from the canonical "low" endpoint.
+    pub client_is_low: u8,
+    pub syn_retransmits: u8,
+    pub synack_retransmits: u8,
+    /// FIN seen from low (bit 0) and high (bit 1).
+    pub fins: u8,
+    /// 1 when both sides sent SYNs without ACK (simultaneous open).
+    pub simultaneous: u8,
+    pub _pad: [u8; 2],
+}
+
+const _: () = assert!(core::mem::size_of::<Handshake>() == 40);
+
+fn us(from_ns: u64, to_ns: u64) -> u32 {
+    let d = to_ns.saturating_sub(from_ns) / 1000;
+    if d > u32::MAX as u64 {
+        u32::MAX
+    } else {
+        d.max(1) as u32
+    }
+}
+
+impl Handshake {
+    pub fn stage(&self) -> Stage {
+        Stage::from_u8(self.stage)
+    }
+
+    /// Feeds one TCP packet sent by the canonical low (`from_low`) or high endpoint.
+    #[inline(always)]
+    pub fn on_packet(
+        &mut self,
+        from_low: bool,
+        flags: u8,
+        seq: u32,
+        ack: u32,
+        now_ns: u64,
+    ) -> Option<Change> {
+        let stage = self.stage();
+        let syn = flags & SYN != 0;
+        let has_ack = flags & ACK != 0;
+        let from_client = from_low == (self.client_is_low == 1);
+        if flags & RST != 0 {
+            if matches!(stage, Stage::Reset | Stage::None) {
+                return None;
+            }
+            self.stage = Stage::Reset as u8;
+            return Some(Change::Reset {
+                by_client: from_client,
+            });
+        }
+        match stage {
+            Stage::None | Stage::Closed | Stage::Reset if syn && !has_ack => {
+                // A new handshake (also a reused 5-tuple after close).
+                *self = Handshake {
+                    syn_ns: now_ns,
+                    client_isn: seq,
+                    stage: Stage::SynSent as u8,
+                    client_is_low: from_low as u8,
+                    ..Handshake::default()
+                };
+                Some(Change::Opened)
+            }
+            Stage::None => {
+                self.stage = Stage::Midstream as u8;
+                None
+            }
+            Stage::SynSent if syn && !has_ack => {
+                if from_client {
+                    // Retransmitted SYN: time the handshake from the latest one.
+                    self.syn_retransmits = self.syn_retransmits.saturating_add(1);
+                    self.syn_ns = now_ns;
+                } else {
+                    self.simultaneous = 1;
+                    self.server_isn = seq;
+                }
+                None
+            }
+            Stage::SynSent
+                if syn && has_ack && !from_client && ack == self.client_isn.wrapping_add(1) =>
+            {
+                self.server_isn = seq;
+                self.synack_ns = now_ns;
+                self.rtt_syn_us = us(self.syn_ns, now_ns);
+                self.stage = Stage::SynReceived as u8;
+                Some(Change::Answered)
+            }
+            Stage::SynReceived if syn && has_ack && !from_client => {
+                self.synack_retransmits = self.synack_retransmits.saturating_add(1);
+                self.synack_ns = now_ns;
+                None
+            }
+            Stage::SynReceived
+                if !syn && has_ack && from_client && ack == self.server_isn.wrapping_add(1) =>
+            {
+                self.rtt_ack_us = us(self.synack_ns, now_ns);
+                self.stage = Stage::Established as u8;
+                self.note_fin(from_low, flags)
+            }
+            Stage::SynSent if self.simultaneous == 1 && !syn && has_ack => {
+                // Simultaneous open: each side acknowledges the other's SYN.
+                self.stage = Stage::Established as u8;
+                Some(Change::Established)
+            }
+            Stage::Established | Stage::Closing | Stage::Midstream => {
+                self.note_fin(from_low, flags)
+            }
+            _ => None,
+        }
+        .or_else(|| {
+            (stage == Stage::SynReceived && self.stage() == Stage::Established)
+                .then_some(Change::Established)
+        })
+    }
+
+    /// Tracks FINs; returns `Closed` when the second side's FIN is seen.
+    #[inline(always)]
+    fn note_fin(&mut self, from_low: bool, flags: u8) -> Option<Change> {
+        if flags & FIN == 0 {
+            return None;
+        }
+        self.fins |= if from_low { 1 } else { 2 };
+        if self.fins == 3 {
+            self.stage = Stage::Closed as u8;
+            Some(Change::Closed)
+        } else {
+            if self.stage() != Stage::Midstream {
+                self.stage = Stage::Closing as u8;
+            }
+            None
+        }
+    }
+}
+
+/// Orders two endpoints so both directions of a flow share one key: returns true when `a`
+/// is the low endpoint (compared as (address bytes, port)).
+#[inline(always)]
+pub fn canonical(a_addr: &[u8; 16], a_port: u16, b_addr: &[u8; 16], b_port: u16) -> bool {
+    let mut i = 0;
+    while i < 16 {
+        if a_addr[i] != b_addr[i] {
+            return a_addr[i] < b_addr[i];
+        }
+        i += 1;
+    }
+    a_port <= b_port
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    /// low = client in these tests unless said otherwise.
+    fn open(h: &mut Handshake) {
+        assert_eq!(h.on_packet(true, SYN, 1000, 0, 0), Some(Change::Opened));
+        assert_eq!(
+            h.on_packet(false, SYN | ACK, 5000, 1001, 2 * MS),
+            Some(Change::Answered)
+        );
+        assert_eq!(
+            h.on_packet(true, ACK, 1001, 5001, 3 * MS),
+            Some(Change::Established)
+        );
+    }
+
+    #[test]
+    fn a_clean_handshake_measures_both_round_trips() {
+        let mut h = Handshake::default();
+        open(&mut h);
+        assert_eq!(h.stage(), Stage::Established);
+        assert_eq!((h.rtt_syn_us, h.rtt_ack_us), (2000, 1000));
+        assert_eq!((h.syn_retransmits, h.synack_retransmits), (0, 0));
+    }
+
+    #[test]
+    fn the_client_can_be_the_high_endpoint() {
+        let mut h = Handshake::default();
+        assert_eq!(h.on_packet(false, SYN, 7, 0, 0), Some(Change::Opened));
+        assert_eq!(h.client_is_low, 0);
+        assert_eq!(
+            h.on_packet(true, SYN | ACK, 90, 8, MS),
+            Some(Change::Answered)
+        );
+        assert_eq!(
+            h.on_packet(false, ACK, 8, 91, 2 * MS),
+            Some(Change::Established)
+        );
+    }
+
+    #[test]
+    fn syn_retransmissions_are_counted_and_timing_restarts() {
+        let mut h = Handshake::default();
+        h.on_packet(true, SYN, 1000, 0, 0);
+        assert_eq!(h.on_packet(true, SYN, 1000, 0, 1000 * MS), None);
+        assert_eq!(h.on_packet(true, SYN, 1000, 0, 3000 * MS), None);
+        assert_eq!(h.syn_retransmits, 2);
+        assert_eq!(h.stage(), Stage::SynSent, "still half-open");
+        h.on_packet(false, SYN | ACK, 5000, 1001, 3001 * MS);
+        assert_eq!(h.rtt_syn_us, 1000, "from the last SYN, not the first");
+    }
+
+    #[test]
+    fn synack_retransmissions_and_wrong_acks() {
+        let mut h = Handshake::default();
+        h.on_packet(true, SYN, 1000, 0, 0);
+        assert_eq!(
+            h.on_packet(false, SYN | ACK, 5000, 4242, MS),
+            None,
+            "acks another ISN"
+        );
+        assert_eq!(h.stage(), Stage::SynSent);
+        h.on_packet(false, SYN | ACK, 5000, 1001, 2 * MS);
+        assert_eq!(h.on_packet(false, SYN | ACK, 5000, 1001, 1002 * MS), None);
+        assert_eq!(h.synack_retransmits, 1);
+        assert_eq!(
+            h.on_packet(true, ACK, 1001, 77, 1003 * MS),
+            None,
+            "acks the wrong ISN"
+        );
+        assert_eq!(
+            h.on_packet(true, ACK, 1001, 5001, 1003 * MS),
+            Some(Change::Established)
+        );
+        assert_eq!(h.rtt_ack_us, 1000, "from the last SYN-ACK");
+    }
+
+    #[test]
+    fn out_of_order_ack_before_synack_changes_nothing() {
+        let mut h = Handshake::default();
+        h.on_packet(true, SYN, 1000, 0, 0);
+        assert_eq!(h.on_packet(true, ACK, 1001, 5001, MS), None);
+        assert_eq!(h.stage(), Stage::SynSent);
+    }
+
+    #[test]
+    fn resets_say_who_sent_them() {
+        let mut h = Handshake::default();
+        h.on_packet(true, SYN, 1000, 0, 0);
+        assert_eq!(
+            h.on_packet(false, RST | ACK, 0, 1001, MS),
+            Some(Change::Reset { by_client: false }),
+            "closed port: the server resets"
+        );
+        assert_eq!(h.stage(), Stage::Reset);
+        assert_eq!(h.on_packet(false, RST, 0, 0, MS), None, "only once");
+        let mut h = Handshake::default();
+        open(&mut h);
+        assert_eq!(
+            h.on_packet(true, RST, 1001, 0, 9 * MS),
+            Some(Change::Reset { by_client: true })
+        );
+    }
+
+    #[test]
+    fn fins_close_the_flow_and_a_new_syn_reopens_it() {
+        let mut h = Handshake::default();
+        open(&mut h);
+        assert_eq!(h.on_packet(true, FIN | ACK, 1001, 5001, 4 * MS), None);
+        assert_eq!(h.stage(), Stage::Closing);
+        assert_eq!(
+            h.on_packet(false, FIN | ACK, 5001, 1002, 5 * MS),
+            Some(Change::Closed)
+        );
+        assert_eq!(h.stage(), Stage::Closed);
+        assert_eq!(
+            h.on_packet(true, SYN, 9000, 0, 9 * MS),
+            Some(Change::Opened)
+        );
+        assert_eq!(h.client_isn, 9000);
+    }
+
+    #[test]
+    fn simultaneous_open() {
+        let mut h = Handshake::default();
+        h.on_packet(true, SYN, 100, 0, 0);
+        assert_eq!(h.on_packet(false, SYN, 900, 0, MS), None);
+        assert_eq!(h.simultaneous, 1);
+        assert_eq!(h.on_packet(true, SYN | ACK, 100, 901, 2 * MS), None);
+        assert_eq!(
+            h.on_packet(false, ACK, 901, 101, 3 * MS),
+            Some(Change::Established)
+        );
+    }
+
+    #[test]
+    fn flows_seen_midstream_are_counted_without_a_handshake() {
+        let mut h = Handshake::default();
+        assert_eq!(h.on_packet(true, ACK, 5, 6, 0), None);
+        assert_eq!(h.stage(), Stage::Midstream);
+        h.on_packet(true, FIN | ACK, 5, 6, MS);
+        assert_eq!(h.stage(), Stage::Midstream);
+        assert_eq!(
+            h.on_packet(false, FIN | ACK, 6, 6, MS),
+            Some(Change::Closed)
+        );
+    }
+
+    #[test]
+    fn canonical_order_is_the_same_from_both_sides() {
+        let a = [10u8; 16];
+        let mut b = [10u8; 16];
+        b[15] = 11;
+        assert!(canonical(&a, 5000, &b, 80));
+        assert!(!canonical(&b, 80, &a, 5000));
+        assert!(canonical(&a, 80, &a, 5000), "same address: by port");
+        assert!(!canonical(&a, 5000, &a, 80));
+    }
+}
