@@ -16,7 +16,7 @@ const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 const LLVM_PACKAGES: [&str; 2] = ["llvm-22-dev", "libpolly-22-dev"];
 
 /// What the integration tests run, and the Debian package that provides it.
-const TEST_TOOLS: [(&str, &str); 9] = [
+const TEST_TOOLS: [(&str, &str); 11] = [
     ("sysctl", "procps"),
     ("ip", "iproute2"),
     ("iperf3", "iperf3"),
@@ -26,6 +26,9 @@ const TEST_TOOLS: [(&str, &str); 9] = [
     ("tmux", "tmux"),
     ("tcpdump", "tcpdump"),
     ("setpriv", "util-linux"),
+    // The metrics test scrapes netpost with a real Prometheus and lints with promtool.
+    ("prometheus", "prometheus"),
+    ("promtool", "prometheus"),
 ];
 
 fn ok(what: &str) {
@@ -58,7 +61,8 @@ pub fn ensure_test_tools(apt: &mut Apt) -> anyhow::Result<()> {
     for (program, package) in TEST_TOOLS {
         match probe::find_program(program, path.as_deref(), &[]) {
             Some(found) => ok(&format!("{program} ({})", found.display())),
-            None => missing.push(package),
+            None if !missing.contains(&package) => missing.push(package),
+            None => {}
         }
     }
     if missing.is_empty() {
