@@ -25,7 +25,8 @@ impl Apt {
         }
         Cmd::new("apt-get")
             .env("DEBIAN_FRONTEND", "noninteractive")
-            .args(["install", "-y"])
+            // Recommends (prometheus pulls in exporters, ipmitool, snmp) are not needed.
+            .args(["install", "-y", "--no-install-recommends"])
             .args(packages)
             .run()
     }
