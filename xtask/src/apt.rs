@@ -25,8 +25,7 @@ impl Apt {
         }
         Cmd::new("apt-get")
             .env("DEBIAN_FRONTEND", "noninteractive")
-            // Recommends (prometheus pulls in exporters, ipmitool, snmp) are not needed.
-            .args(["install", "-y", "--no-install-recommends"])
+            .args(["install", "-y"])
             .args(packages)
             .run()
     }
