@@ -12,6 +12,7 @@
 //! - `traffic`: XDP and tc, per interface, hook and protocol.
 //! - `netfilter`: verdicts, conntrack states and TCP classes per family and hook.
 //! - `conntrack`: the kernel's conntrack table.
+//! - `drops`: drop reasons with the dropping function, lost events, IPv4 routing decisions.
 //! - `health`: what is attached and linked, and how fresh the snapshot is.
 use std::{
     fmt,
@@ -30,6 +31,7 @@ use tokio::sync::watch;
 use crate::model::Snapshot;
 
 mod conntrack;
+mod drops;
 mod health;
 mod netfilter;
 mod traffic;
@@ -72,6 +74,12 @@ impl Collector for SnapshotCollector {
             drop(dropped);
             if let Some(ct) = &snap.conntrack {
                 conntrack::encode(&mut enc, ct)?;
+            }
+            if let Some(d) = &snap.drops {
+                drops::encode_drops(&mut enc, d)?;
+            }
+            if let Some(r) = &snap.routing {
+                drops::encode_routing(&mut enc, r)?;
             }
             health::encode(&mut enc, &snap)?;
         }

@@ -1,0 +1,148 @@
+//! Dropped packets (kfree_skb) and IPv4 routing decisions. Label values come from the
+//! kernel: drop reasons (a fixed enum), dropping functions and route tables, devices and
+//! gateways of this namespace: bounded by the kernel and the routing table, not by traffic.
+use std::fmt;
+
+use prometheus_client::encoding::DescriptorEncoder;
+
+use super::{NO_LABELS, counter};
+use crate::{drops::DropsStats, route_watch::RoutingStats};
+
+pub fn encode_drops(enc: &mut DescriptorEncoder, drops: &DropsStats) -> fmt::Result {
+    counter(
+        enc,
+        "netpost_drops",
+        "Packets the kernel dropped in the watched namespace, by drop reason (enum skb_drop_reason) and the kernel function that dropped them.",
+        None,
+        drops.reasons.iter().flat_map(|(reason, r)| {
+            r.locations.iter().map(move |(loc, n)| {
+                (
+                    [("reason", reason.as_str()), ("location", loc.as_str())],
+                    *n,
+                )
+            })
+        }),
+    )?;
+    counter(
+        enc,
+        "netpost_drops_by_proto",
+        "Packets the kernel dropped in the watched namespace, by drop reason and protocol.",
+        None,
+        drops.reasons.iter().flat_map(|(reason, r)| {
+            r.by_proto.iter().map(move |(proto, n)| {
+                ([("reason", reason.as_str()), ("proto", proto.as_str())], *n)
+            })
+        }),
+    )?;
+    counter(
+        enc,
+        "netpost_events_lost",
+        "Events the kernel could not hand to netpost because its ring buffer was full.",
+        None,
+        [([("source", "drop_samples")], drops.events_lost)],
+    )
+}
+
+pub fn encode_routing(enc: &mut DescriptorEncoder, routing: &RoutingStats) -> fmt::Result {
+    counter(
+        enc,
+        "netpost_route_lookups",
+        "Successful IPv4 route lookups in the watched namespace, by table, output device and gateway (empty: directly connected).",
+        None,
+        routing.by_result.iter().filter_map(|r| {
+            Some((
+                [
+                    ("table", r.table.clone()?),
+                    ("dev", r.dev.clone().unwrap_or_default()),
+                    ("gateway", r.gateway.clone().unwrap_or_default()),
+                ],
+                r.lookups,
+            ))
+        }),
+    )?;
+    counter(
+        enc,
+        "netpost_route_no_route_packets",
+        "Packets dropped in the watched namespace for lack of a route (IP_INNOROUTES, IP_OUTNOROUTES).",
+        None,
+        [(NO_LABELS, routing.no_route)],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use prometheus_client::{
+        collector::Collector, encoding::text::encode_registry, registry::Registry,
+    };
+
+    use super::*;
+    use crate::{drops::ReasonStats, route_watch::RouteResult};
+
+    #[derive(Debug)]
+    struct Fixed(DropsStats, RoutingStats);
+
+    impl Collector for Fixed {
+        fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+            encode_drops(&mut enc, &self.0)?;
+            encode_routing(&mut enc, &self.1)
+        }
+    }
+
+    #[test]
+    fn drops_and_routes_are_labelled_by_reason_location_and_route() {
+        let drops = DropsStats {
+            total: 12,
+            reasons: [(
+                "NO_SOCKET".to_string(),
+                ReasonStats {
+                    packets: 12,
+                    locations: [("__udp4_lib_rcv".to_string(), 12)].into(),
+                    by_proto: [("udp".to_string(), 12)].into(),
+                    ..Default::default()
+                },
+            )]
+            .into(),
+            events_lost: 2,
+            ..Default::default()
+        };
+        let routing = RoutingStats {
+            lookups: 5,
+            no_route: 3,
+            by_result: vec![
+                RouteResult {
+                    table: Some("main".into()),
+                    result: "dev veth1".into(),
+                    dev: Some("veth1".into()),
+                    lookups: 5,
+                    ..Default::default()
+                },
+                RouteResult {
+                    result: "no route".into(),
+                    lookups: 3,
+                    ..Default::default()
+                },
+            ],
+        };
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Fixed(drops, routing)));
+        let mut text = String::new();
+        encode_registry(&mut text, &registry).unwrap();
+        for line in [
+            r#"netpost_drops_total{reason="NO_SOCKET",location="__udp4_lib_rcv"} 12"#,
+            r#"netpost_drops_by_proto_total{reason="NO_SOCKET",proto="udp"} 12"#,
+            r#"netpost_events_lost_total{source="drop_samples"} 2"#,
+            r#"netpost_route_lookups_total{table="main",dev="veth1",gateway=""} 5"#,
+            "netpost_route_no_route_packets_total 3",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing in:\n{text}"
+            );
+        }
+        assert_eq!(
+            text.matches("netpost_route_lookups_total{").count(),
+            1,
+            "no-route row is not a lookup"
+        );
+    }
+}
