@@ -45,6 +45,21 @@ fn fixture() -> Snapshot {
     v4.postrouting.pps = 265.0;
     v4.prerouting.ct.established = 45_000;
     Snapshot {
+        drops: Some(crate::drops::DropsStats {
+            total: 7,
+            per_s: 1.0,
+            reasons: [(
+                "NO_SOCKET".to_string(),
+                crate::drops::ReasonStats {
+                    packets: 7,
+                    per_s: 1.0,
+                    locations: [("__udp4_lib_rcv".to_string(), 7)].into(),
+                    by_proto: [("udp".to_string(), 7)].into(),
+                },
+            )]
+            .into(),
+            ..Default::default()
+        }),
         conntrack: Some(ConntrackStats {
             count: 1200,
             max: 262_144,
@@ -295,7 +310,8 @@ fn at_200x60_every_panel_is_shown_with_details() {
         "{fwd}"
     );
     assert!(screen.contains("ipv6: unavailable: no BPF netfilter links"));
-    assert_eq!(screen.matches("not collected yet").count(), 3, "{screen}");
+    // Handshakes and top flows wait for data; drop reasons have their own panel.
+    assert_eq!(screen.matches("not collected yet").count(), 2, "{screen}");
     for title in [
         "rates",
         "TCP handshakes",
@@ -310,8 +326,8 @@ fn at_200x60_every_panel_is_shown_with_details() {
         "header details"
     );
     assert!(
-        screen.contains("FORWARD ipv4 ✗500 (25/s)"),
-        "drops panel summary"
+        screen.contains("✗ NO_SOCKET") && screen.contains("__udp4_lib_rcv (udp)"),
+        "drops panel: reason and dropping function"
     );
     for want in [
         "table ",
@@ -407,9 +423,9 @@ fn tab_brings_each_panel_into_the_lower_slot_of_a_small_terminal() {
             assert!(screen.contains("1.2k/262.1k"), "{screen}");
         }
     }
-    // Handshakes, flows, drop reasons wait for data; conntrack has it (and stays in the
-    // slot when focus moves on to the untabbed Path).
-    assert_eq!(seen, [false, false, false, true, true, true, false, false]);
+    // Handshakes and flows wait for data; drop reasons and conntrack have panels (conntrack
+    // stays in the slot when focus moves on to the untabbed Path).
+    assert_eq!(seen, [false, false, false, true, true, false, false, false]);
 }
 
 #[test]

@@ -8,8 +8,9 @@ use super::{
     stats::path_stats,
     theme::Theme,
     widgets::{
-        conntrack::ConntrackPanel, footer::Footer, header::Header, help::Help, ifaces::IfaceTable,
-        netfilter::NetfilterTable, path::PathWidget, placeholder::Placeholder, rates::Rates,
+        conntrack::ConntrackPanel, drops::DropsPanel, footer::Footer, header::Header, help::Help,
+        ifaces::IfaceTable, netfilter::NetfilterTable, path::PathWidget, placeholder::Placeholder,
+        rates::Rates,
     },
 };
 
@@ -50,6 +51,14 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme) {
             Panel::Netfilter => frame.render_widget(
                 NetfilterTable {
                     app,
+                    focused,
+                    theme,
+                },
+                area,
+            ),
+            Panel::Drops => frame.render_widget(
+                DropsPanel {
+                    snap: app.shown(),
                     focused,
                     theme,
                 },

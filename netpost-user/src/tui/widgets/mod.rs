@@ -1,5 +1,6 @@
 //! One widget per panel, each rendering from the App (which holds the Snapshot shown).
 pub mod conntrack;
+pub mod drops;
 pub mod footer;
 pub mod header;
 pub mod help;

@@ -1,5 +1,4 @@
-//! Panels for what netpost does not collect yet (handshake funnel with RTT, top flows,
-//! drop reasons). Each says so plainly and shows what related figures already exist, so
+//! Panels for what netpost does not collect yet (handshake funnel with RTT, top flows). Each says so plainly and shows what related figures already exist, so
 //! the panel fills in when the collector lands.
 use netpost_common::netfilter::NfHook;
 use ratatui::{
@@ -16,7 +15,6 @@ use crate::{
     nf_model::TcpClasses,
     tui::{
         app::{App, Panel},
-        rows::chain_name,
         theme::Theme,
     },
 };
@@ -42,10 +40,6 @@ impl Placeholder<'_> {
             Panel::Flows => (
                 "the top flows by bytes, packets, RTT and handshake stage (f will filter them)",
                 vec![],
-            ),
-            Panel::Drops => (
-                "why packets are dropped, and the kernel function that dropped them",
-                drops(snap, t),
             ),
             _ => ("", vec![]),
         };
@@ -115,34 +109,4 @@ fn handshakes(snap: &Snapshot, t: Theme) -> Vec<Line<'static>> {
         ]));
     }
     lines
-}
-
-/// Netfilter drops per hook, the one place netpost sees drops today.
-fn drops(snap: &Snapshot, t: Theme) -> Vec<Line<'static>> {
-    if snap.netfilter.is_empty() {
-        return vec![];
-    }
-    let mut spans = vec![Span::styled("netfilter drops so far: ", t.dim())];
-    let mut any = false;
-    for (family, f) in &snap.netfilter {
-        for hook in NfHook::ALL {
-            let h = f.hook(hook);
-            if h.dropped > 0 {
-                any = true;
-                spans.push(Span::styled(
-                    format!(
-                        "{} {family} ✗{} ({})  ",
-                        chain_name(hook),
-                        fmt::count(h.dropped),
-                        fmt::pps(h.dropped_pps)
-                    ),
-                    t.drop(),
-                ));
-            }
-        }
-    }
-    if !any {
-        spans.push(Span::styled("none", t.good()));
-    }
-    vec![Line::from(spans)]
 }
