@@ -199,6 +199,8 @@ fn sigkill_leaves_nothing_attached() {
     assert_eq!(
         names,
         [
+            "netpost_fib_lookup",
+            "netpost_kfree_skb",
             "netpost_nf_head",
             "netpost_nf_tail",
             "netpost_tc_in",
@@ -210,7 +212,7 @@ fn sigkill_leaves_nothing_attached() {
     wait_until_clean(&pair.ns_b, &pair.b.ifname);
     wait_until_clean(&pair.ns_b, "lo");
     // A program lives as long as an fd or a link holds it: gone means no link survived,
-    // the netfilter links included (they are not visible per device).
+    // the netfilter and tracepoint links included (they are not visible per device).
     let deadline = Instant::now() + Duration::from_secs(5);
     while programs.iter().any(|(id, _)| program_exists(*id)) {
         assert!(
