@@ -89,7 +89,36 @@ pub fn render(snap: &Snapshot) -> String {
             ));
         }
     }
+    if let Some(d) = &snap.drops {
+        s.push_str(&render_drops(d));
+    }
     s
+}
+
+/// One line: the drop total and the busiest reasons with the function that dropped most.
+fn render_drops(d: &crate::drops::DropsStats) -> String {
+    let mut reasons: Vec<_> = d.reasons.iter().collect();
+    reasons.sort_by(|a, b| b.1.packets.cmp(&a.1.packets).then(a.0.cmp(b.0)));
+    let top: Vec<String> = reasons
+        .iter()
+        .take(3)
+        .map(|(reason, r)| {
+            let function = r
+                .locations
+                .iter()
+                .max_by_key(|(_, n)| **n)
+                .map(|(f, _)| f.as_str())
+                .unwrap_or("?");
+            format!("{reason} {} in {function}", count(r.packets))
+        })
+        .collect();
+    format!(
+        "drops        {} ({}/s){}{}\n",
+        count(d.total),
+        rate_pkts(d.per_s),
+        if top.is_empty() { "" } else { "  " },
+        top.join(", ")
+    )
 }
 
 /// The five netfilter hooks in packet-path order, per linked family.
@@ -216,5 +245,34 @@ mod tests {
                 .contains("42")
         );
         assert!(text.contains("netfilter ipv6: unavailable: no links"));
+    }
+
+    #[test]
+    fn drops_name_the_busiest_reasons_and_their_function() {
+        use crate::drops::{DropsStats, ReasonStats};
+        let reason = |packets, function: &str| ReasonStats {
+            packets,
+            locations: [(function.to_string(), packets)].into(),
+            ..Default::default()
+        };
+        let snap = Snapshot {
+            drops: Some(DropsStats {
+                total: 57,
+                per_s: 12.0,
+                reasons: [
+                    ("NETFILTER_DROP".to_string(), reason(50, "nf_hook_slow")),
+                    ("NO_SOCKET".to_string(), reason(7, "__udp4_lib_rcv")),
+                ]
+                .into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let text = render(&snap);
+        let line = text.lines().find(|l| l.starts_with("drops")).unwrap();
+        assert_eq!(
+            line,
+            "drops        57 (12/s)  NETFILTER_DROP 50 in nf_hook_slow, NO_SOCKET 7 in __udp4_lib_rcv"
+        );
     }
 }
