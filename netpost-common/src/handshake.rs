@@ -75,6 +75,16 @@ pub const SYN: u8 = 0x02;
 pub const RST: u8 = 0x04;
 pub const ACK: u8 = 0x10;
 
+/// The fields of one TCP packet the handshake needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    /// Sent by the canonical low endpoint.
+    pub from_low: bool,
+    pub flags: u8,
+    pub seq: u32,
+    pub ack: u32,
+}
+
 /// Handshake state of one flow (lives in the flow map's value).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -116,15 +126,15 @@ impl Handshake {
     }
 
     /// Feeds one TCP packet sent by the canonical low (`from_low`) or high endpoint.
-    #[inline(always)]
-    pub fn on_packet(
-        &mut self,
-        from_low: bool,
-        flags: u8,
-        seq: u32,
-        ack: u32,
-        now_ns: u64,
-    ) -> Option<Change> {
+    /// Not inlined: in the kernel program its frame then stays out of the caller's.
+    #[inline(never)]
+    pub fn on_packet(&mut self, seg: Segment, now_ns: u64) -> Option<Change> {
+        let Segment {
+            from_low,
+            flags,
+            seq,
+            ack,
+        } = seg;
         let stage = self.stage();
         let syn = flags & SYN != 0;
         let has_ack = flags & ACK != 0;
@@ -241,15 +251,27 @@ mod tests {
 
     const MS: u64 = 1_000_000;
 
+    fn seg(from_low: bool, flags: u8, seq: u32, ack: u32) -> Segment {
+        Segment {
+            from_low,
+            flags,
+            seq,
+            ack,
+        }
+    }
+
     /// low = client in these tests unless said otherwise.
     fn open(h: &mut Handshake) {
-        assert_eq!(h.on_packet(true, SYN, 1000, 0, 0), Some(Change::Opened));
         assert_eq!(
-            h.on_packet(false, SYN | ACK, 5000, 1001, 2 * MS),
+            h.on_packet(seg(true, SYN, 1000, 0), 0),
+            Some(Change::Opened)
+        );
+        assert_eq!(
+            h.on_packet(seg(false, SYN | ACK, 5000, 1001), 2 * MS),
             Some(Change::Answered)
         );
         assert_eq!(
-            h.on_packet(true, ACK, 1001, 5001, 3 * MS),
+            h.on_packet(seg(true, ACK, 1001, 5001), 3 * MS),
             Some(Change::Established)
         );
     }
@@ -266,14 +288,14 @@ mod tests {
     #[test]
     fn the_client_can_be_the_high_endpoint() {
         let mut h = Handshake::default();
-        assert_eq!(h.on_packet(false, SYN, 7, 0, 0), Some(Change::Opened));
+        assert_eq!(h.on_packet(seg(false, SYN, 7, 0), 0), Some(Change::Opened));
         assert_eq!(h.client_is_low, 0);
         assert_eq!(
-            h.on_packet(true, SYN | ACK, 90, 8, MS),
+            h.on_packet(seg(true, SYN | ACK, 90, 8), MS),
             Some(Change::Answered)
         );
         assert_eq!(
-            h.on_packet(false, ACK, 8, 91, 2 * MS),
+            h.on_packet(seg(false, ACK, 8, 91), 2 * MS),
             Some(Change::Established)
         );
     }
@@ -281,35 +303,38 @@ mod tests {
     #[test]
     fn syn_retransmissions_are_counted_and_timing_restarts() {
         let mut h = Handshake::default();
-        h.on_packet(true, SYN, 1000, 0, 0);
-        assert_eq!(h.on_packet(true, SYN, 1000, 0, 1000 * MS), None);
-        assert_eq!(h.on_packet(true, SYN, 1000, 0, 3000 * MS), None);
+        h.on_packet(seg(true, SYN, 1000, 0), 0);
+        assert_eq!(h.on_packet(seg(true, SYN, 1000, 0), 1000 * MS), None);
+        assert_eq!(h.on_packet(seg(true, SYN, 1000, 0), 3000 * MS), None);
         assert_eq!(h.syn_retransmits, 2);
         assert_eq!(h.stage(), Stage::SynSent, "still half-open");
-        h.on_packet(false, SYN | ACK, 5000, 1001, 3001 * MS);
+        h.on_packet(seg(false, SYN | ACK, 5000, 1001), 3001 * MS);
         assert_eq!(h.rtt_syn_us, 1000, "from the last SYN, not the first");
     }
 
     #[test]
     fn synack_retransmissions_and_wrong_acks() {
         let mut h = Handshake::default();
-        h.on_packet(true, SYN, 1000, 0, 0);
+        h.on_packet(seg(true, SYN, 1000, 0), 0);
         assert_eq!(
-            h.on_packet(false, SYN | ACK, 5000, 4242, MS),
+            h.on_packet(seg(false, SYN | ACK, 5000, 4242), MS),
             None,
             "acks another ISN"
         );
         assert_eq!(h.stage(), Stage::SynSent);
-        h.on_packet(false, SYN | ACK, 5000, 1001, 2 * MS);
-        assert_eq!(h.on_packet(false, SYN | ACK, 5000, 1001, 1002 * MS), None);
+        h.on_packet(seg(false, SYN | ACK, 5000, 1001), 2 * MS);
+        assert_eq!(
+            h.on_packet(seg(false, SYN | ACK, 5000, 1001), 1002 * MS),
+            None
+        );
         assert_eq!(h.synack_retransmits, 1);
         assert_eq!(
-            h.on_packet(true, ACK, 1001, 77, 1003 * MS),
+            h.on_packet(seg(true, ACK, 1001, 77), 1003 * MS),
             None,
             "acks the wrong ISN"
         );
         assert_eq!(
-            h.on_packet(true, ACK, 1001, 5001, 1003 * MS),
+            h.on_packet(seg(true, ACK, 1001, 5001), 1003 * MS),
             Some(Change::Established)
         );
         assert_eq!(h.rtt_ack_us, 1000, "from the last SYN-ACK");
@@ -318,26 +343,26 @@ mod tests {
     #[test]
     fn out_of_order_ack_before_synack_changes_nothing() {
         let mut h = Handshake::default();
-        h.on_packet(true, SYN, 1000, 0, 0);
-        assert_eq!(h.on_packet(true, ACK, 1001, 5001, MS), None);
+        h.on_packet(seg(true, SYN, 1000, 0), 0);
+        assert_eq!(h.on_packet(seg(true, ACK, 1001, 5001), MS), None);
         assert_eq!(h.stage(), Stage::SynSent);
     }
 
     #[test]
     fn resets_say_who_sent_them() {
         let mut h = Handshake::default();
-        h.on_packet(true, SYN, 1000, 0, 0);
+        h.on_packet(seg(true, SYN, 1000, 0), 0);
         assert_eq!(
-            h.on_packet(false, RST | ACK, 0, 1001, MS),
+            h.on_packet(seg(false, RST | ACK, 0, 1001), MS),
             Some(Change::Reset { by_client: false }),
             "closed port: the server resets"
         );
         assert_eq!(h.stage(), Stage::Reset);
-        assert_eq!(h.on_packet(false, RST, 0, 0, MS), None, "only once");
+        assert_eq!(h.on_packet(seg(false, RST, 0, 0), MS), None, "only once");
         let mut h = Handshake::default();
         open(&mut h);
         assert_eq!(
-            h.on_packet(true, RST, 1001, 0, 9 * MS),
+            h.on_packet(seg(true, RST, 1001, 0), 9 * MS),
             Some(Change::Reset { by_client: true })
         );
     }
@@ -346,15 +371,15 @@ mod tests {
     fn fins_close_the_flow_and_a_new_syn_reopens_it() {
         let mut h = Handshake::default();
         open(&mut h);
-        assert_eq!(h.on_packet(true, FIN | ACK, 1001, 5001, 4 * MS), None);
+        assert_eq!(h.on_packet(seg(true, FIN | ACK, 1001, 5001), 4 * MS), None);
         assert_eq!(h.stage(), Stage::Closing);
         assert_eq!(
-            h.on_packet(false, FIN | ACK, 5001, 1002, 5 * MS),
+            h.on_packet(seg(false, FIN | ACK, 5001, 1002), 5 * MS),
             Some(Change::Closed)
         );
         assert_eq!(h.stage(), Stage::Closed);
         assert_eq!(
-            h.on_packet(true, SYN, 9000, 0, 9 * MS),
+            h.on_packet(seg(true, SYN, 9000, 0), 9 * MS),
             Some(Change::Opened)
         );
         assert_eq!(h.client_isn, 9000);
@@ -363,12 +388,12 @@ mod tests {
     #[test]
     fn simultaneous_open() {
         let mut h = Handshake::default();
-        h.on_packet(true, SYN, 100, 0, 0);
-        assert_eq!(h.on_packet(false, SYN, 900, 0, MS), None);
+        h.on_packet(seg(true, SYN, 100, 0), 0);
+        assert_eq!(h.on_packet(seg(false, SYN, 900, 0), MS), None);
         assert_eq!(h.simultaneous, 1);
-        assert_eq!(h.on_packet(true, SYN | ACK, 100, 901, 2 * MS), None);
+        assert_eq!(h.on_packet(seg(true, SYN | ACK, 100, 901), 2 * MS), None);
         assert_eq!(
-            h.on_packet(false, ACK, 901, 101, 3 * MS),
+            h.on_packet(seg(false, ACK, 901, 101), 3 * MS),
             Some(Change::Established)
         );
     }
@@ -376,12 +401,12 @@ mod tests {
     #[test]
     fn flows_seen_midstream_are_counted_without_a_handshake() {
         let mut h = Handshake::default();
-        assert_eq!(h.on_packet(true, ACK, 5, 6, 0), None);
+        assert_eq!(h.on_packet(seg(true, ACK, 5, 6), 0), None);
         assert_eq!(h.stage(), Stage::Midstream);
-        h.on_packet(true, FIN | ACK, 5, 6, MS);
+        h.on_packet(seg(true, FIN | ACK, 5, 6), MS);
         assert_eq!(h.stage(), Stage::Midstream);
         assert_eq!(
-            h.on_packet(false, FIN | ACK, 6, 6, MS),
+            h.on_packet(seg(false, FIN | ACK, 6, 6), MS),
             Some(Change::Closed)
         );
     }

@@ -6,6 +6,7 @@
 pub mod account;
 pub mod counters;
 pub mod drops;
+pub mod flows;
 pub mod handshake;
 pub mod netfilter;
 pub mod parse;

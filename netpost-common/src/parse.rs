@@ -65,6 +65,8 @@ pub struct Parsed {
     pub l3_end: u32,
     /// TCP flags byte (CWR ECE URG ACK PSH RST SYN FIN); 0 for everything but TCP.
     pub tcp_flags: u8,
+    /// Where the transport header starts (meaningful for TCP, UDP, ICMP).
+    pub l4_offset: u32,
 }
 
 impl Parsed {
@@ -77,6 +79,7 @@ impl Parsed {
             header_len: len,
             l3_end: len,
             tcp_flags: 0,
+            l4_offset: len,
         }
     }
 
@@ -246,6 +249,7 @@ fn transport<P: PacketBytes + ?Sized>(
         header_len,
         l3_end,
         tcp_flags,
+        l4_offset: l4,
     };
     // Later fragments and unknown protocols: everything after the IP headers is payload.
     if !first_fragment || proto == Proto::Other {

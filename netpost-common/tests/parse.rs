@@ -354,6 +354,7 @@ fn assert_malformed(frame: &[u8], family: Family, l2_len: u32) {
             header_len: len,
             l3_end: len,
             tcp_flags: 0,
+            l4_offset: len,
         },
         "frame {frame:02x?}"
     );

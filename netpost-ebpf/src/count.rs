@@ -1,5 +1,5 @@
 //! The per-packet work every hook shares: parse, account, add to this CPU's counters.
-use netpost_common::{Hook, HookCounters, PacketBytes, account, parse};
+use netpost_common::{Accounting, Hook, HookCounters, PacketBytes, Parsed, account, parse};
 
 use crate::maps::{COUNTERS, IFACES};
 
@@ -13,15 +13,13 @@ pub struct FrameMeta {
     pub gso_segs: u32,
 }
 
-#[inline(always)]
-pub fn count<P: PacketBytes>(hook: Hook, pkt: &P, meta: FrameMeta) {
+/// Counts one frame; returns what it parsed and added, for the hooks that do more with it.
+/// Not inlined: its stack frame is gone before the flow tracking's begins.
+#[inline(never)]
+pub fn count<P: PacketBytes>(hook: Hook, pkt: &P, meta: FrameMeta) -> Option<(Parsed, Accounting)> {
     // SAFETY: the value is plain data that only userspace writes, before attaching.
-    let Some(iface) = (unsafe { IFACES.get(meta.ifindex) }) else {
-        return;
-    };
-    let Some(counters) = COUNTERS.get_ptr_mut(HookCounters::index(iface.slot, hook)) else {
-        return;
-    };
+    let iface = unsafe { IFACES.get(meta.ifindex) }?;
+    let counters = COUNTERS.get_ptr_mut(HookCounters::index(iface.slot, hook))?;
     let parsed = parse(pkt);
     let segments = if meta.gso_segs == 0 {
         netpost_common::estimate_segments(&parsed, iface.mtu)
@@ -31,16 +29,14 @@ pub fn count<P: PacketBytes>(hook: Hook, pkt: &P, meta: FrameMeta) {
     let add = account(&parsed, pkt.frame_len(), meta.hidden_l2, segments);
     // SAFETY: a per-CPU array value: only this CPU's copy, valid for the program's run.
     let counters = unsafe { &mut *counters };
-    let Some(cell) = counters
+    let cell = counters
         .by
         .get_mut(parsed.family as usize)
-        .and_then(|row| row.get_mut(parsed.proto as usize))
-    else {
-        return;
-    };
+        .and_then(|row| row.get_mut(parsed.proto as usize))?;
     cell.frames += add.frames;
     cell.packets += add.packets;
     cell.bytes += add.bytes;
     cell.header_bytes += add.header_bytes;
     cell.payload_bytes += add.payload_bytes;
+    Some((parsed, add))
 }

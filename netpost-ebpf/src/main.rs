@@ -6,6 +6,7 @@
 
 mod count;
 mod drops;
+mod flows;
 mod maps;
 mod netfilter;
 mod packet;

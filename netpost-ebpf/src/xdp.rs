@@ -21,6 +21,7 @@ pub fn netpost_xdp(ctx: XdpContext) -> u32 {
         // xdp_md has no gso_segs: derive wire segments from the MTU.
         gso_segs: 0,
     };
-    count(Hook::Xdp, &pkt, meta);
+    // Flows are tracked at tc, which sees both directions.
+    let _ = count(Hook::Xdp, &pkt, meta);
     xdp_action::XDP_PASS
 }

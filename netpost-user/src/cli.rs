@@ -44,9 +44,35 @@ pub struct Cli {
     #[arg(long)]
     pub no_netfilter: bool,
 
+    /// Flows listed in each ranking (by bytes, by packets).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub top: usize,
+
+    /// Size of the kernel's flow table; the least recently seen flows are evicted beyond it
+    /// (the global counters stay exact).
+    #[arg(long, value_name = "N", default_value_t = netpost_common::flows::DEFAULT_MAX_FLOWS,
+          value_parser = clap::value_parser!(u32).range(1..=16_777_216))]
+    pub max_flows: u32,
+
+    /// Stream every flow event (new flow, handshake answered/established, reset, closed) as
+    /// JSON Lines to PATH, or to stdout with `-`.
+    #[arg(long, value_name = "PATH|-")]
+    pub events: Option<String>,
+
+    /// Size of the kernel's flow event ring buffer in KiB (a power of two, at least 4).
+    #[arg(long, value_name = "KIB", default_value_t = 1024, value_parser = parse_ring_kib)]
+    pub events_buffer: u32,
+
     /// Serve Prometheus/OpenMetrics metrics on ADDR:PORT (a bare PORT binds 127.0.0.1).
     #[arg(long, value_name = "ADDR", value_parser = crate::sink::prometheus::parse_addr)]
     pub prometheus: Option<std::net::SocketAddr>,
+}
+
+fn parse_ring_kib(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(v) if (4..=1 << 20).contains(&v) && v.is_power_of_two() => Ok(v),
+        _ => Err(format!("'{s}' is not a power of two between 4 and 1048576")),
+    }
 }
 
 fn parse_secs(s: &str) -> Result<f64, String> {

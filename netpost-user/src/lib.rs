@@ -5,6 +5,8 @@ pub mod conntrack;
 pub mod drop_watch;
 pub mod drops;
 pub mod error;
+pub mod flow_watch;
+pub mod flows;
 pub mod fmt;
 pub mod kernel_btf;
 pub mod ksyms;

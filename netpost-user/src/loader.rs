@@ -19,6 +19,7 @@ use crate::{
     drop_watch::{self, DropMaps},
     drops::DropsRaw,
     error::SetupError,
+    flow_watch::{self, FlowMaps},
     kernel_btf::KernelBtf,
     model::{AttachInfo, IfaceCounters},
     netdev::NetDev,
@@ -78,6 +79,24 @@ fn mode_name(mode: Option<XdpMode>) -> &'static str {
     }
 }
 
+/// Sizes fixed at load time.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadOptions {
+    /// Entries of the flow table (`--max-flows`).
+    pub max_flows: u32,
+    /// Bytes of the flow event ring buffer (`--events-buffer`): a power of two, >= 4096.
+    pub events_bytes: u32,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            max_flows: netpost_common::flows::DEFAULT_MAX_FLOWS,
+            events_bytes: 1 << 20,
+        }
+    }
+}
+
 /// The loaded (not necessarily attached) programs and their maps.
 pub struct Programs {
     ebpf: Ebpf,
@@ -88,6 +107,7 @@ pub struct Programs {
     /// Whether the kfree_skb program loaded, or why not.
     drops_loaded: Result<(), String>,
     route_map: RouteMap,
+    flow_maps: FlowMaps,
     /// Whether the fib_table_lookup program loaded, or why not.
     routes_loaded: Result<(), String>,
     /// The netfilter programs, or why they could not be loaded (kernels < 6.4, BTF without
@@ -97,7 +117,7 @@ pub struct Programs {
 
 impl Programs {
     /// Loads the object and every program into the kernel.
-    pub fn load() -> Result<Programs, SetupError> {
+    pub fn load(options: &LoadOptions) -> Result<Programs, SetupError> {
         let btf = Btf::from_sys_fs().ok();
         // Parsed once for every offset and name netpost needs from it.
         let kernel_btf =
@@ -120,6 +140,8 @@ impl Programs {
         let route_fallback = netpost_common::drops::RouteOffsets::default();
         let mut ebpf = EbpfLoader::new()
             .btf(btf.as_ref())
+            .map_max_entries(flow_watch::MAP_FLOWS, options.max_flows)
+            .map_max_entries(flow_watch::MAP_EVENTS, options.events_bytes)
             .override_global(
                 GLOBAL_NF_OFFSETS,
                 offsets.as_ref().unwrap_or(&fallback),
@@ -166,6 +188,7 @@ impl Programs {
         let names = drop_watch::names(kernel_btf.as_ref().ok());
         let drop_maps = DropMaps::take(&mut ebpf, names).map_err(SetupError::Load)?;
         let route_map = RouteMap::take(&mut ebpf).map_err(SetupError::Load)?;
+        let flow_maps = FlowMaps::take(&mut ebpf).map_err(SetupError::Load)?;
         Ok(Programs {
             ebpf,
             counters,
@@ -174,6 +197,7 @@ impl Programs {
             drop_maps,
             drops_loaded,
             route_map,
+            flow_maps,
             routes_loaded,
             nf,
         })
@@ -352,6 +376,11 @@ impl Attachment {
         self.programs.route_map.read().map(Some)
     }
 
+    /// The flow table's maps.
+    pub fn flows(&self) -> &FlowMaps {
+        &self.programs.flow_maps
+    }
+
     /// The `n` sources that created the most conntrack entries.
     pub fn top_ct_sources(&self, n: usize) -> io::Result<Vec<crate::conntrack::TopSource>> {
         let mut all = self.programs.read_ct_sources()?;
@@ -426,6 +455,7 @@ pub fn attach_all(
     devs: &[NetDev],
     xdp: XdpChoice,
     netfilter: bool,
+    options: &LoadOptions,
 ) -> Result<Attachment, SetupError> {
     if devs.len() > MAX_IFACES as usize {
         return Err(SetupError::TooManyInterfaces {
@@ -433,7 +463,7 @@ pub fn attach_all(
             given: devs.len(),
         });
     }
-    let mut programs = Programs::load()?;
+    let mut programs = Programs::load(options)?;
     let tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
     let mut clsact = Vec::new();
     let mut watched = Vec::new();

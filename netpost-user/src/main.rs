@@ -53,16 +53,34 @@ fn run_cli(cli: Cli) -> anyhow::Result<()> {
             JsonLines::open(target).with_context(|| format!("cannot open --json {target}"))?;
         sinks.push(Box::new(sink));
     }
-    // stdout is either the dashboard (a terminal), the text table (a pipe), or `--json -`.
-    let stdout_free = !cli.no_tui && cli.json.as_deref() != Some("-");
+    if cli.json.as_deref() == Some("-") && cli.events.as_deref() == Some("-") {
+        anyhow::bail!("--json - and --events - cannot both write to stdout: send one to a file");
+    }
+    let events_out: Option<Box<dyn std::io::Write>> = match cli.events.as_deref() {
+        None => None,
+        Some("-") => Some(Box::new(std::io::stdout())),
+        Some(path) => Some(Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("cannot open --events {path}"))?,
+        ))),
+    };
+    // stdout is either the dashboard (a terminal), the text table (a pipe), or a JSON stream.
+    let stdout_free =
+        !cli.no_tui && cli.json.as_deref() != Some("-") && cli.events.as_deref() != Some("-");
     let dashboard = stdout_free && std::io::stdout().is_terminal();
     if stdout_free && !dashboard {
         sinks.push(Box::new(Table::new(std::io::stdout())));
     }
-    let attachment = loader::attach_all(&devs, cli.xdp_mode, !cli.no_netfilter)?;
-    report_attached(&attachment, cli.netns.as_deref());
+    let options = loader::LoadOptions {
+        max_flows: cli.max_flows,
+        events_bytes: cli.events_buffer * 1024,
+    };
+    let attachment = loader::attach_all(&devs, cli.xdp_mode, !cli.no_netfilter, &options)?;
+    if let Some(out) = events_out {
+        attachment.flows().stream_events_to(out);
+    }
     let config = RunConfig {
         interval: Duration::from_millis(cli.interval),
+        top: cli.top,
         duration: cli.duration.map(Duration::from_secs_f64),
         netns: cli.netns.clone(),
     };
@@ -88,9 +106,16 @@ fn run_cli(cli: Cli) -> anyhow::Result<()> {
                 let _ = quit_tx.send(());
                 result
             };
-            let collect = run::run(&attachment, &config, &mut sinks, latest, async {
-                let _ = quit_rx.await;
-            });
+            let collect = run::run(
+                &attachment,
+                &config,
+                &mut sinks,
+                latest,
+                || report_attached(&attachment, cli.netns.as_deref()),
+                async {
+                    let _ = quit_rx.await;
+                },
+            );
             let (collected, viewed) = tokio::join!(collect, view);
             collected.and(viewed)
         } else {
@@ -99,6 +124,7 @@ fn run_cli(cli: Cli) -> anyhow::Result<()> {
                 &config,
                 &mut sinks,
                 latest,
+                || report_attached(&attachment, cli.netns.as_deref()),
                 std::future::pending(),
             )
             .await

@@ -9,6 +9,8 @@ use serde::Serialize;
 use crate::{
     conntrack::{self, ConntrackRaw, ConntrackStats, TopSource},
     drops::{self, DropsRaw, DropsStats},
+    flow_watch::FlowsRaw,
+    flows::{FlowRow, HandshakeStats},
     nf_model::{self, NfFamilyStats, NfRaw},
     route_watch::{self, RoutingStats},
 };
@@ -58,6 +60,8 @@ pub struct RawSample {
     pub routes: Option<BTreeMap<netpost_common::drops::RouteKey, u64>>,
     /// Names of the output devices in `routes`.
     pub ifnames: BTreeMap<u32, String>,
+    /// The flow table and handshake counters (None without flow tracking).
+    pub flows: Option<FlowsRaw>,
 }
 
 impl RawSample {
@@ -207,6 +211,16 @@ pub struct Snapshot {
     pub routing: Option<RoutingStats>,
     /// "attached", or why routing decisions are not collected.
     pub routes_status: String,
+    /// The TCP handshake funnel and handshake RTT percentiles.
+    pub handshake: Option<HandshakeStats>,
+    /// The top flows by bytes (`--top`).
+    pub flows: Vec<FlowRow>,
+    /// The top flows by packets.
+    pub flows_by_packets: Vec<FlowRow>,
+    /// Flows in the flow table now.
+    pub flows_active: u64,
+    /// Flow events the kernel's ring buffer had no room for.
+    pub events_lost: u64,
 }
 
 /// Folds one hook's raw per-(family, proto) counters into its totals and splits.
@@ -333,6 +347,19 @@ pub fn build_snapshot(now: &RawSample, prev: &RawSample, info: &RunInfo) -> Snap
         drops,
         drops_status: info.drops_status.clone(),
         routes_status: info.routes_status.clone(),
+        handshake: now.flows.as_ref().map(|f| f.handshake.clone()),
+        flows: now
+            .flows
+            .as_ref()
+            .map(|f| f.by_bytes.clone())
+            .unwrap_or_default(),
+        flows_by_packets: now
+            .flows
+            .as_ref()
+            .map(|f| f.by_packets.clone())
+            .unwrap_or_default(),
+        flows_active: now.flows.as_ref().map_or(0, |f| f.active),
+        events_lost: now.flows.as_ref().map_or(0, |f| f.events_lost),
     }
 }
 
@@ -363,6 +390,7 @@ mod tests {
             drops: None,
             routes: None,
             ifnames: BTreeMap::new(),
+            flows: None,
         }
     }
 

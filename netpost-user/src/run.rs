@@ -27,6 +27,8 @@ const TOP_SOURCES: usize = 5;
 
 pub struct RunConfig {
     pub interval: Duration,
+    /// Flows listed per ranking (`--top`).
+    pub top: usize,
     pub duration: Option<Duration>,
     pub netns: Option<String>,
 }
@@ -39,7 +41,7 @@ fn now_ms() -> u64 {
 }
 
 /// Runs until a signal, the deadline or `stop` resolves (the dashboard's quit); returns after
-/// the last snapshot was written. Every snapshot goes to `sinks` and is published on
+/// the last snapshot was written. `ready` runs once the counting window has started. Every snapshot goes to `sinks` and is published on
 /// `latest` for consumers with their own pace (dashboard, metrics endpoint), which see the
 /// sender dropped when collection ends.
 pub async fn run(
@@ -47,6 +49,7 @@ pub async fn run(
     config: &RunConfig,
     sinks: &mut [Box<dyn Sink>],
     latest: watch::Sender<Arc<Snapshot>>,
+    ready: impl FnOnce(),
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     tokio::pin!(stop);
@@ -65,10 +68,14 @@ pub async fn run(
     let baseline = attachment.read().context("reading counters")?;
     let nf_baseline = attachment.read_netfilter().context("reading counters")?;
     let drop_baseline = attachment.drop_counts().context("reading counters")?;
+    let funnel_baseline = attachment.flows().funnel().context("reading counters")?;
     let route_baseline = attachment
         .read_routes()
         .context("reading counters")?
         .unwrap_or_default();
+    // Counting starts now: say so only from here, so nothing sent after "watching" falls
+    // before the baselines.
+    ready();
     let sample = |elapsed: Duration| -> anyhow::Result<RawSample> {
         let now = attachment.read().context("reading counters")?;
         let nf_now = attachment.read_netfilter().context("reading counters")?;
@@ -92,7 +99,12 @@ pub async fn run(
             .flat_map(|r| r.keys().map(|k| k.oif))
             .map(|i| (i, crate::route_watch::ifname(i)))
             .collect();
+        let flows = attachment
+            .flows()
+            .read(&funnel_baseline, config.top, &crate::route_watch::ifname)
+            .context("reading flows")?;
         Ok(RawSample {
+            flows: Some(flows),
             routes,
             ifnames,
             drops: attachment

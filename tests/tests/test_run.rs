@@ -14,7 +14,8 @@ const TC_ACT_UNSPEC: u32 = u32::MAX; // -1: hand on to the next program
 const LO: u32 = 1;
 
 fn programs() -> Programs {
-    let mut p = Programs::load().expect("load netpost programs");
+    let mut p =
+        Programs::load(&netpost::loader::LoadOptions::default()).expect("load netpost programs");
     p.register(LO, 0, 1500).expect("register lo");
     p
 }

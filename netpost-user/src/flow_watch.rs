@@ -1,0 +1,195 @@
+//! The flow table's loader side: reading the flow map in batches, draining flow events
+//! (handshake RTTs, the `--events` stream) and the funnel counters.
+use std::{
+    cell::RefCell,
+    collections::VecDeque,
+    io::{self, Write},
+    os::fd::{AsFd, AsRawFd, BorrowedFd},
+};
+
+use aya::{
+    Ebpf,
+    maps::{Map, MapData, PerCpuArray, RingBuf},
+};
+use aya_obj::generated::{bpf_attr, bpf_cmd};
+use netpost_common::flows::{FlowEvent, FlowKey, FlowValue, event, funnel};
+
+use crate::flows::{self, FlowRow, Funnel, HandshakeStats};
+
+pub const MAP_FLOWS: &str = "NETPOST_FLOWS";
+pub const MAP_EVENTS: &str = "NETPOST_FLOW_EVENTS";
+const MAP_FUNNEL: &str = "NETPOST_FUNNEL";
+/// Handshake RTTs kept for the percentiles (the most recent ones).
+const RTT_SAMPLES: usize = 4096;
+/// Entries per BPF_MAP_LOOKUP_BATCH call.
+const BATCH: usize = 1024;
+
+/// What one collection read from the flow programs.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FlowsRaw {
+    pub handshake: HandshakeStats,
+    pub by_bytes: Vec<FlowRow>,
+    pub by_packets: Vec<FlowRow>,
+    /// Flows in the table now.
+    pub active: u64,
+    pub events_lost: u64,
+    /// Packets at tc that no flow took.
+    pub untracked: u64,
+}
+
+pub struct FlowMaps {
+    flows: MapData,
+    events: RefCell<RingBuf<MapData>>,
+    funnel: PerCpuArray<MapData, u64>,
+    rtts: RefCell<VecDeque<u32>>,
+    /// `--events` output.
+    stream: RefCell<Option<Box<dyn Write>>>,
+}
+
+impl FlowMaps {
+    pub fn take(ebpf: &mut Ebpf) -> Result<FlowMaps, String> {
+        let mut take = |name: &str| {
+            ebpf.take_map(name)
+                .ok_or_else(|| format!("map {name} missing"))
+        };
+        let flows = match take(MAP_FLOWS)? {
+            Map::LruHashMap(m) | Map::HashMap(m) => m,
+            _ => return Err(format!("{MAP_FLOWS}: not a hash map")),
+        };
+        Ok(FlowMaps {
+            flows,
+            events: RefCell::new(RingBuf::try_from(take(MAP_EVENTS)?).map_err(|e| e.to_string())?),
+            funnel: PerCpuArray::try_from(take(MAP_FUNNEL)?).map_err(|e| e.to_string())?,
+            rtts: RefCell::new(VecDeque::new()),
+            stream: RefCell::new(None),
+        })
+    }
+
+    /// Streams every flow event as a JSON line to `out`.
+    pub fn stream_events_to(&self, out: Box<dyn Write>) {
+        *self.stream.borrow_mut() = Some(out);
+    }
+
+    /// Funnel counters now, summed over CPUs.
+    pub fn funnel(&self) -> io::Result<Funnel> {
+        let mut out: Funnel = [0; funnel::COUNT as usize];
+        for (i, slot) in out.iter_mut().enumerate() {
+            *slot = self
+                .funnel
+                .get(&(i as u32), 0)
+                .map_err(io::Error::other)?
+                .iter()
+                .sum();
+        }
+        Ok(out)
+    }
+
+    /// One collection: drains events, reads the table, folds the top `top` flows.
+    pub fn read(
+        &self,
+        baseline: &Funnel,
+        top: usize,
+        ifname: &dyn Fn(u32) -> String,
+    ) -> io::Result<FlowsRaw> {
+        self.drain_events(ifname)?;
+        let mut f = self.funnel()?;
+        for (now, base) in f.iter_mut().zip(baseline) {
+            *now = now.saturating_sub(*base);
+        }
+        let table: Vec<(FlowKey, FlowValue)> = dump(self.flows.fd().as_fd())?;
+        let rows = |sorted: Vec<&(FlowKey, FlowValue)>| -> Vec<FlowRow> {
+            sorted
+                .into_iter()
+                .map(|(k, v)| flows::row(k, v, ifname(k.ifindex)))
+                .collect()
+        };
+        let rtts: Vec<u32> = self.rtts.borrow().iter().copied().collect();
+        Ok(FlowsRaw {
+            handshake: flows::handshake_stats(&f, flows::half_open(&table), &rtts),
+            by_bytes: rows(flows::top(&table, top, |v| v.bytes[0] + v.bytes[1])),
+            by_packets: rows(flows::top(&table, top, |v| v.packets[0] + v.packets[1])),
+            active: table.len() as u64,
+            events_lost: f[funnel::EVENTS_LOST as usize],
+            untracked: f[funnel::UNTRACKED as usize],
+        })
+    }
+
+    fn drain_events(&self, ifname: &dyn Fn(u32) -> String) -> io::Result<()> {
+        let mut ring = self.events.borrow_mut();
+        let mut rtts = self.rtts.borrow_mut();
+        let mut stream = self.stream.borrow_mut();
+        while let Some(item) = ring.next() {
+            if item.len() < size_of::<FlowEvent>() {
+                continue;
+            }
+            // SAFETY: FlowEvent is plain old data and the buffer is long enough.
+            let e = unsafe { (item.as_ptr() as *const FlowEvent).read_unaligned() };
+            if e.kind == event::ESTABLISHED && e.rtt_syn_us > 0 {
+                if rtts.len() == RTT_SAMPLES {
+                    rtts.pop_front();
+                }
+                rtts.push_back(e.rtt_syn_us + e.rtt_ack_us);
+            }
+            if let Some(out) = stream.as_mut() {
+                serde_json::to_writer(&mut *out, &flows::event_view(&e, ifname(e.key.ifindex)))?;
+                out.write_all(b"\n")?;
+            }
+        }
+        if let Some(out) = stream.as_mut() {
+            out.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// Every entry of a hash map, BATCH at a time (one syscall per batch instead of two per
+/// entry).
+fn dump<K: Copy, V: Copy>(fd: BorrowedFd<'_>) -> io::Result<Vec<(K, V)>> {
+    let mut out = Vec::new();
+    // SAFETY: K and V are plain old data (map keys and values); zeroed is a valid value.
+    let mut keys: Vec<K> = vec![unsafe { std::mem::zeroed() }; BATCH];
+    let mut values: Vec<V> = vec![unsafe { std::mem::zeroed() }; BATCH];
+    let (mut token, mut next): (u64, u64) = (0, 0);
+    let mut first = true;
+    loop {
+        // SAFETY: all-zero is a valid bpf_attr.
+        let mut attr: bpf_attr = unsafe { std::mem::zeroed() };
+        // SAFETY: writing the batch member of the zeroed union.
+        let b = unsafe { &mut attr.batch };
+        b.in_batch = if first {
+            0
+        } else {
+            &token as *const u64 as u64
+        };
+        b.out_batch = &mut next as *mut u64 as u64;
+        b.keys = keys.as_mut_ptr() as u64;
+        b.values = values.as_mut_ptr() as u64;
+        b.count = BATCH as u32;
+        b.map_fd = fd.as_raw_fd() as u32;
+        // SAFETY: attr describes buffers of BATCH keys and values that outlive the call.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                bpf_cmd::BPF_MAP_LOOKUP_BATCH as libc::c_long,
+                &mut attr as *mut bpf_attr,
+                size_of::<bpf_attr>(),
+            )
+        };
+        let err = (ret < 0).then(io::Error::last_os_error);
+        // SAFETY: the kernel wrote back how many entries it filled.
+        let n = unsafe { attr.batch.count } as usize;
+        out.extend(
+            keys[..n.min(BATCH)]
+                .iter()
+                .copied()
+                .zip(values[..n.min(BATCH)].iter().copied()),
+        );
+        match err {
+            None => {}
+            Some(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(out),
+            Some(e) => return Err(e),
+        }
+        token = next;
+        first = false;
+    }
+}

@@ -1,0 +1,173 @@
+//! Flows and TCP handshakes from real sockets: completed handshakes with their RTT, resets
+//! from a closed port, half-open flows behind a DROP rule, eviction past --max-flows with the
+//! totals still exact, and lost events counted when the ring buffer is too small.
+use std::{
+    net::{IpAddr, SocketAddr, TcpListener, TcpStream},
+    time::Duration,
+};
+
+use netpost_tests::{
+    netns::VethPair,
+    netpost::{Netpost, hook, num, read_lines},
+    require_root,
+    traffic::{tcp_exchange, udp_receiver},
+};
+
+/// One datagram from each of `flows` fresh sockets (fresh source ports), as fast as
+/// possible.
+fn burst(pair: &VethPair, dst: SocketAddr, flows: usize) {
+    pair.ns_a.run(move || {
+        for _ in 0..flows {
+            let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+            s.send_to(&[7; 8], dst).unwrap();
+        }
+    });
+}
+
+#[test]
+fn completed_connections_are_established_with_a_handshake_rtt() {
+    require_root();
+    let pair = VethPair::new();
+    let events = std::env::temp_dir().join(format!("{}.events", pair.b.ifname));
+    let events_arg = events.display().to_string();
+    let netpost = Netpost::start(
+        &pair.ns_b.name,
+        &[&pair.b.ifname],
+        &["--events", &events_arg],
+    );
+    for _ in 0..4 {
+        tcp_exchange(&pair.ns_a, &pair.ns_b, &pair.b, 2000, 100);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let snap = netpost.stop();
+    let h = &snap["handshake"];
+    assert_eq!(num(h, &["syn"]), 4, "{h}");
+    assert_eq!(num(h, &["synack"]), 4, "{h}");
+    assert_eq!(num(h, &["established"]), 4, "{h}");
+    assert_eq!(num(h, &["closed"]), 4, "{h}");
+    assert_eq!(num(h, &["half_open"]), 0, "{h}");
+    assert_eq!(num(h, &["resets"]), 0, "{h}");
+    assert!(num(h, &["rtt_us", "p50"]) > 0, "{h}");
+    let flows = snap["flows"].as_array().unwrap();
+    assert_eq!(flows.len(), 4, "{flows:?}");
+    let client = pair.a.ip4.to_string();
+    for f in flows {
+        assert!(
+            f["src"].as_str().unwrap().starts_with(&client),
+            "client first: {f}"
+        );
+        assert_eq!(f["dst"], format!("{}:5201", pair.b.ip4));
+        assert_eq!(f["stage"], "closed");
+        assert!(num(f, &["rtt_us"]) > 0);
+    }
+    // Every flow's packets add up to what tc counted.
+    let flow_packets: u64 = flows.iter().map(|f| num(f, &["packets"])).sum();
+    let tc = num(
+        hook(&snap, &pair.b.ifname, "tc_ingress"),
+        &["by_proto", "tcp", "packets"],
+    ) + num(
+        hook(&snap, &pair.b.ifname, "tc_egress"),
+        &["by_proto", "tcp", "packets"],
+    );
+    assert_eq!(flow_packets, tc);
+    let lines = read_lines(&events);
+    let established = lines.iter().filter(|e| e["event"] == "established").count();
+    assert_eq!(established, 4, "{lines:?}");
+    assert!(lines.iter().all(|e| e["iface"] == pair.b.ifname.as_str()));
+    let _ = std::fs::remove_file(&events);
+}
+
+#[test]
+fn connections_to_a_closed_port_are_reset_by_the_server() {
+    require_root();
+    let pair = VethPair::new();
+    let netpost = Netpost::start(&pair.ns_b.name, &[&pair.b.ifname], &[]);
+    let addr = SocketAddr::new(IpAddr::V4(pair.b.ip4), 5301);
+    pair.ns_a.run(move || {
+        for _ in 0..3 {
+            assert!(TcpStream::connect(addr).is_err(), "nothing listens");
+        }
+    });
+    let snap = netpost.stop();
+    let h = &snap["handshake"];
+    assert_eq!(num(h, &["syn"]), 3, "{h}");
+    assert_eq!(num(h, &["resets"]), 3, "{h}");
+    assert_eq!(num(h, &["established"]), 0, "{h}");
+    let flows = snap["flows"].as_array().unwrap();
+    assert!(flows.iter().all(|f| f["stage"] == "reset"), "{flows:?}");
+}
+
+#[test]
+fn a_dropped_port_leaves_half_open_flows_and_syn_retransmits() {
+    require_root();
+    let pair = VethPair::new();
+    let addr = SocketAddr::new(IpAddr::V4(pair.b.ip4), 5401);
+    let _listener = pair.ns_b.run(move || TcpListener::bind(addr).unwrap());
+    pair.ns_b.exec(
+        "iptables",
+        &["-A", "INPUT", "-p", "tcp", "--dport", "5401", "-j", "DROP"],
+    );
+    let netpost = Netpost::start(&pair.ns_b.name, &[&pair.b.ifname], &[]);
+    pair.ns_a.run(move || {
+        // The first SYN retransmit goes out after 1 s.
+        let r = TcpStream::connect_timeout(&addr, Duration::from_millis(1600));
+        assert!(r.is_err(), "the SYNs are dropped");
+    });
+    let snap = netpost.stop();
+    let h = &snap["handshake"];
+    assert_eq!(num(h, &["syn"]), 1, "{h}");
+    assert!(num(h, &["syn_retransmits"]) >= 1, "{h}");
+    assert_eq!(num(h, &["synack"]), 0, "{h}");
+    assert_eq!(num(h, &["half_open"]), 1, "{h}");
+    assert_eq!(snap["flows"][0]["stage"], "syn_sent");
+}
+
+#[test]
+fn more_flows_than_the_table_holds_are_evicted_and_totals_stay_exact() {
+    require_root();
+    let pair = VethPair::new();
+    let rx = udp_receiver(&pair.ns_b, IpAddr::V4(pair.b.ip4), 5501);
+    let netpost = Netpost::start(&pair.ns_b.name, &[&pair.b.ifname], &["--max-flows", "64"]);
+    burst(&pair, SocketAddr::new(IpAddr::V4(pair.b.ip4), 5501), 300);
+    // The receiver's buffer may overflow under the burst; XDP counts before it.
+    std::thread::sleep(Duration::from_millis(300));
+    drop(rx);
+    let snap = netpost.stop();
+    assert!(
+        num(&snap, &["flows_active"]) <= 64,
+        "{}",
+        snap["flows_active"]
+    );
+    let xdp = hook(&snap, &pair.b.ifname, "xdp");
+    assert_eq!(
+        num(xdp, &["by_proto", "udp", "packets"]),
+        300,
+        "global counters exact"
+    );
+}
+
+#[test]
+fn a_tiny_event_buffer_under_a_burst_reports_lost_events() {
+    require_root();
+    let pair = VethPair::new();
+    let rx = udp_receiver(&pair.ns_b, IpAddr::V4(pair.b.ip4), 5601);
+    // 4 KiB holds about 50 events; 400 new flows in a few milliseconds overflow it long
+    // before netpost drains it (every 100 ms).
+    let netpost = Netpost::start(
+        &pair.ns_b.name,
+        &[&pair.b.ifname],
+        &["--events-buffer", "4"],
+    );
+    burst(&pair, SocketAddr::new(IpAddr::V4(pair.b.ip4), 5601), 400);
+    std::thread::sleep(Duration::from_millis(300));
+    drop(rx);
+    let snap = netpost.stop();
+    assert!(num(&snap, &["events_lost"]) > 0, "lost events are reported");
+    assert_eq!(
+        num(
+            hook(&snap, &pair.b.ifname, "xdp"),
+            &["by_proto", "udp", "packets"]
+        ),
+        400
+    );
+}
