@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{
     history::{DEFAULT_CAPACITY, History},
     keys::{Action, Mode},
-    rows::{IfaceSort, NfSort, iface_rows, nf_rows},
+    rows::{FlowSort, IfaceSort, NfSort, iface_rows, nf_rows},
 };
 use crate::model::Snapshot;
 
@@ -93,6 +93,7 @@ pub struct App {
     tab: Panel,
     selected: [usize; Panel::ALL.len()],
     iface_sort: IfaceSort,
+    flow_sort: FlowSort,
     nf_sort: NfSort,
     filter: String,
     mode: Mode,
@@ -116,6 +117,7 @@ impl App {
             selected: [0; Panel::ALL.len()],
             iface_sort: IfaceSort::default(),
             nf_sort: NfSort::default(),
+            flow_sort: FlowSort::default(),
             filter: String::new(),
             mode: Mode::Normal,
         };
@@ -146,6 +148,8 @@ impl App {
             Action::CycleSort => {
                 if self.focus == Panel::Netfilter {
                     self.nf_sort = self.nf_sort.next();
+                } else if self.focus == Panel::Flows {
+                    self.flow_sort = self.flow_sort.next();
                 } else {
                     self.iface_sort = self.iface_sort.next();
                 }
@@ -250,6 +254,10 @@ impl App {
 
     pub fn iface_sort(&self) -> IfaceSort {
         self.iface_sort
+    }
+
+    pub fn flow_sort(&self) -> FlowSort {
+        self.flow_sort
     }
 
     pub fn nf_sort(&self) -> NfSort {

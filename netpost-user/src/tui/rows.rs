@@ -3,7 +3,7 @@
 use netpost_common::{Hook, netfilter::NfHook};
 
 use super::stats::iface_matches;
-use crate::{model::HookStats, model::Snapshot, nf_model::NfHookStats};
+use crate::{flows::FlowRow, model::HookStats, model::Snapshot, nf_model::NfHookStats};
 
 /// Orders of the interface hook table (`s` cycles).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -37,6 +37,64 @@ impl IfaceSort {
             IfaceSort::Bytes => "bytes",
         }
     }
+}
+
+/// Orders of the top-flows table (`s` cycles while it has focus).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FlowSort {
+    #[default]
+    Bytes,
+    Packets,
+    Rtt,
+    Stage,
+}
+
+impl FlowSort {
+    pub fn next(self) -> FlowSort {
+        match self {
+            FlowSort::Bytes => FlowSort::Packets,
+            FlowSort::Packets => FlowSort::Rtt,
+            FlowSort::Rtt => FlowSort::Stage,
+            FlowSort::Stage => FlowSort::Bytes,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            FlowSort::Bytes => "bytes",
+            FlowSort::Packets => "packets",
+            FlowSort::Rtt => "rtt",
+            FlowSort::Stage => "stage",
+        }
+    }
+}
+
+/// The top flows (by bytes and by packets, without repeats) matching `filter` (text in
+/// any column), in `sort` order.
+pub fn flow_rows<'a>(snap: &'a Snapshot, filter: &str, sort: FlowSort) -> Vec<&'a FlowRow> {
+    let mut rows: Vec<&FlowRow> = Vec::new();
+    for r in snap.flows.iter().chain(&snap.flows_by_packets) {
+        let same = |x: &&FlowRow| {
+            x.iface == r.iface && x.src == r.src && x.dst == r.dst && x.proto == r.proto
+        };
+        if !rows.iter().any(same) {
+            rows.push(r);
+        }
+    }
+    let needle = filter.to_lowercase();
+    rows.retain(|r| {
+        needle.is_empty()
+            || [&r.iface, &r.src, &r.dst, &r.proto, &r.stage]
+                .iter()
+                .any(|f| f.to_lowercase().contains(&needle))
+    });
+    match sort {
+        FlowSort::Bytes => rows.sort_by_key(|r| std::cmp::Reverse(r.bytes)),
+        FlowSort::Packets => rows.sort_by_key(|r| std::cmp::Reverse(r.packets)),
+        FlowSort::Rtt => rows.sort_by_key(|r| std::cmp::Reverse(r.rtt_us)),
+        FlowSort::Stage => rows.sort_by(|a, b| a.stage.cmp(&b.stage).then(b.bytes.cmp(&a.bytes))),
+    }
+    rows
 }
 
 /// Orders of the netfilter table (`s` cycles while it has focus).
@@ -140,6 +198,50 @@ pub fn nf_rows(snap: &Snapshot, sort: NfSort) -> Vec<NfRow<'_>> {
         NfSort::Dropped => rows.sort_by_key(|r| std::cmp::Reverse(r.stats.dropped)),
     }
     rows
+}
+
+#[cfg(test)]
+mod flow_tests {
+    use super::*;
+
+    fn row(src: &str, bytes: u64, packets: u64, rtt: Option<u32>, stage: &str) -> FlowRow {
+        FlowRow {
+            iface: "veth0".into(),
+            src: src.into(),
+            dst: "10.0.0.2:80".into(),
+            proto: "tcp".into(),
+            stage: stage.into(),
+            packets,
+            bytes,
+            rtt_us: rtt,
+        }
+    }
+
+    #[test]
+    fn flows_merge_both_rankings_filter_and_sort() {
+        let a = row("10.0.0.1:1", 900, 5, Some(30), "established");
+        let b = row("10.0.0.1:2", 100, 50, None, "syn_sent");
+        let snap = Snapshot {
+            flows: vec![a.clone(), b.clone()],
+            flows_by_packets: vec![b.clone(), a.clone()],
+            ..Default::default()
+        };
+        let srcs = |rows: Vec<&FlowRow>| rows.iter().map(|r| r.src.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            srcs(flow_rows(&snap, "", FlowSort::Bytes)),
+            ["10.0.0.1:1", "10.0.0.1:2"]
+        );
+        assert_eq!(
+            srcs(flow_rows(&snap, "", FlowSort::Packets)),
+            ["10.0.0.1:2", "10.0.0.1:1"]
+        );
+        assert_eq!(srcs(flow_rows(&snap, "", FlowSort::Rtt))[0], "10.0.0.1:1");
+        assert_eq!(
+            srcs(flow_rows(&snap, "syn", FlowSort::Bytes)),
+            ["10.0.0.1:2"]
+        );
+        assert_eq!(FlowSort::Stage.next(), FlowSort::Bytes);
+    }
 }
 
 #[cfg(test)]

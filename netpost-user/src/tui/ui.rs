@@ -8,8 +8,16 @@ use super::{
     stats::path_stats,
     theme::Theme,
     widgets::{
-        conntrack::ConntrackPanel, drops::DropsPanel, footer::Footer, header::Header, help::Help,
-        ifaces::IfaceTable, netfilter::NetfilterTable, path::PathWidget, placeholder::Placeholder,
+        conntrack::ConntrackPanel,
+        drops::DropsPanel,
+        flows::{FlowsPanel, HandshakePanel},
+        footer::Footer,
+        header::Header,
+        help::Help,
+        ifaces::IfaceTable,
+        netfilter::NetfilterTable,
+        path::PathWidget,
+        placeholder::Placeholder,
         rates::Rates,
     },
 };
@@ -50,6 +58,22 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme) {
             ),
             Panel::Netfilter => frame.render_widget(
                 NetfilterTable {
+                    app,
+                    focused,
+                    theme,
+                },
+                area,
+            ),
+            Panel::Handshakes if app.shown().handshake.is_some() => frame.render_widget(
+                HandshakePanel {
+                    app,
+                    focused,
+                    theme,
+                },
+                area,
+            ),
+            Panel::Flows if app.shown().handshake.is_some() => frame.render_widget(
+                FlowsPanel {
                     app,
                     focused,
                     theme,

@@ -1,6 +1,7 @@
 //! One widget per panel, each rendering from the App (which holds the Snapshot shown).
 pub mod conntrack;
 pub mod drops;
+pub mod flows;
 pub mod footer;
 pub mod header;
 pub mod help;
