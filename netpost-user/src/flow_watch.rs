@@ -14,7 +14,7 @@ use aya::{
 use aya_obj::generated::{bpf_attr, bpf_cmd};
 use netpost_common::flows::{FlowEvent, FlowKey, FlowValue, event, funnel};
 
-use crate::flows::{self, FlowRow, Funnel, HandshakeStats};
+use crate::flows::{self, FlowRow, Funnel, HandshakeStats, RttHistogram};
 
 pub const MAP_FLOWS: &str = "NETPOST_FLOWS";
 pub const MAP_EVENTS: &str = "NETPOST_FLOW_EVENTS";
@@ -42,6 +42,7 @@ pub struct FlowMaps {
     events: RefCell<RingBuf<MapData>>,
     funnel: PerCpuArray<MapData, u64>,
     rtts: RefCell<VecDeque<u32>>,
+    histogram: RefCell<RttHistogram>,
     /// `--events` output.
     stream: RefCell<Option<Box<dyn Write>>>,
 }
@@ -61,6 +62,7 @@ impl FlowMaps {
             events: RefCell::new(RingBuf::try_from(take(MAP_EVENTS)?).map_err(|e| e.to_string())?),
             funnel: PerCpuArray::try_from(take(MAP_FUNNEL)?).map_err(|e| e.to_string())?,
             rtts: RefCell::new(VecDeque::new()),
+            histogram: RefCell::new(RttHistogram::default()),
             stream: RefCell::new(None),
         })
     }
@@ -105,7 +107,12 @@ impl FlowMaps {
         };
         let rtts: Vec<u32> = self.rtts.borrow().iter().copied().collect();
         Ok(FlowsRaw {
-            handshake: flows::handshake_stats(&f, flows::half_open(&table), &rtts),
+            handshake: flows::handshake_stats(
+                &f,
+                flows::half_open(&table),
+                &rtts,
+                &self.histogram.borrow(),
+            ),
             by_bytes: rows(flows::top(&table, top, |v| v.bytes[0] + v.bytes[1])),
             by_packets: rows(flows::top(&table, top, |v| v.packets[0] + v.packets[1])),
             active: table.len() as u64,
@@ -117,6 +124,7 @@ impl FlowMaps {
     fn drain_events(&self, ifname: &dyn Fn(u32) -> String) -> io::Result<()> {
         let mut ring = self.events.borrow_mut();
         let mut rtts = self.rtts.borrow_mut();
+        let mut histogram = self.histogram.borrow_mut();
         let mut stream = self.stream.borrow_mut();
         while let Some(item) = ring.next() {
             if item.len() < size_of::<FlowEvent>() {
@@ -129,6 +137,7 @@ impl FlowMaps {
                     rtts.pop_front();
                 }
                 rtts.push_back(e.rtt_syn_us + e.rtt_ack_us);
+                histogram.observe(e.rtt_syn_us + e.rtt_ack_us);
             }
             if let Some(out) = stream.as_mut() {
                 serde_json::to_writer(&mut *out, &flows::event_view(&e, ifname(e.key.ifindex)))?;

@@ -31,6 +31,42 @@ pub struct Percentiles {
     pub p99: u32,
 }
 
+/// Upper bounds of the handshake RTT histogram buckets, in µs (then +Inf).
+pub const RTT_BUCKETS_US: [u64; 12] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000, 500_000, 2_000_000,
+];
+
+/// Every handshake RTT since start, bucketed (for the metrics endpoint).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RttHistogram {
+    /// Per bucket of [`RTT_BUCKETS_US`], then one for larger values (not cumulative).
+    pub counts: [u64; RTT_BUCKETS_US.len() + 1],
+    pub sum_us: u64,
+    pub count: u64,
+}
+
+impl Default for RttHistogram {
+    fn default() -> Self {
+        RttHistogram {
+            counts: [0; RTT_BUCKETS_US.len() + 1],
+            sum_us: 0,
+            count: 0,
+        }
+    }
+}
+
+impl RttHistogram {
+    pub fn observe(&mut self, us: u32) {
+        let i = RTT_BUCKETS_US
+            .iter()
+            .position(|&le| us as u64 <= le)
+            .unwrap_or(RTT_BUCKETS_US.len());
+        self.counts[i] += 1;
+        self.sum_us += us as u64;
+        self.count += 1;
+    }
+}
+
 /// The JSON's `handshake` object.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct HandshakeStats {
@@ -47,12 +83,20 @@ pub struct HandshakeStats {
     pub closed: u64,
     /// Over the handshakes completed since start (null before the first).
     pub rtt_us: Option<Percentiles>,
+    /// All handshake RTTs since start, bucketed (exported as a Prometheus histogram).
+    #[serde(skip)]
+    pub rtt_histogram: RttHistogram,
 }
 
 /// Kernel funnel counters since start, indexed by `netpost_common::flows::funnel`.
 pub type Funnel = [u64; funnel::COUNT as usize];
 
-pub fn handshake_stats(f: &Funnel, half_open: u64, rtts: &[u32]) -> HandshakeStats {
+pub fn handshake_stats(
+    f: &Funnel,
+    half_open: u64,
+    rtts: &[u32],
+    histogram: &RttHistogram,
+) -> HandshakeStats {
     let at = |i: u32| f[i as usize];
     HandshakeStats {
         syn: at(funnel::SYN),
@@ -64,6 +108,7 @@ pub fn handshake_stats(f: &Funnel, half_open: u64, rtts: &[u32]) -> HandshakeSta
         synack_retransmits: at(funnel::SYNACK_RETRANSMITS),
         closed: at(funnel::CLOSED),
         rtt_us: percentiles(rtts),
+        rtt_histogram: histogram.clone(),
     }
 }
 
@@ -239,6 +284,18 @@ mod tests {
     }
 
     #[test]
+    fn rtts_fall_in_their_buckets() {
+        let mut h = RttHistogram::default();
+        for us in [10, 50, 51, 3_000_000] {
+            h.observe(us);
+        }
+        assert_eq!(h.counts[0], 2, "<= 50 µs");
+        assert_eq!(h.counts[1], 1, "<= 100 µs");
+        assert_eq!(h.counts[RTT_BUCKETS_US.len()], 1, "+Inf");
+        assert_eq!((h.count, h.sum_us), (4, 3_000_111));
+    }
+
+    #[test]
     fn percentiles_use_nearest_rank() {
         assert_eq!(percentiles(&[]), None);
         let one = percentiles(&[7]).unwrap();
@@ -285,7 +342,7 @@ mod tests {
         f[funnel::ESTABLISHED as usize] = 3;
         f[funnel::RESETS as usize] = 1;
         f[funnel::SYN_RETRANSMITS as usize] = 2;
-        let h = handshake_stats(&f, 1, &[100, 300]);
+        let h = handshake_stats(&f, 1, &[100, 300], &RttHistogram::default());
         assert_eq!(
             (h.syn, h.synack, h.established, h.resets, h.syn_retransmits),
             (5, 4, 3, 1, 2)

@@ -13,6 +13,7 @@
 //! - `netfilter`: verdicts, conntrack states and TCP classes per family and hook.
 //! - `conntrack`: the kernel's conntrack table.
 //! - `drops`: drop reasons with the dropping function, lost events, IPv4 routing decisions.
+//! - `flows`: the TCP handshake funnel, its RTT histogram, the flow table's size.
 //! - `health`: what is attached and linked, and how fresh the snapshot is.
 use std::{
     fmt,
@@ -32,6 +33,7 @@ use crate::model::Snapshot;
 
 mod conntrack;
 mod drops;
+mod flows;
 mod health;
 mod netfilter;
 mod traffic;
@@ -80,6 +82,9 @@ impl Collector for SnapshotCollector {
             }
             if let Some(r) = &snap.routing {
                 drops::encode_routing(&mut enc, r)?;
+            }
+            if let Some(h) = &snap.handshake {
+                flows::encode(&mut enc, &snap, h)?;
             }
             health::encode(&mut enc, &snap)?;
         }
