@@ -11,6 +11,7 @@ mod maps;
 mod netfilter;
 mod packet;
 mod routes;
+mod sockets;
 mod tc;
 mod xdp;
 

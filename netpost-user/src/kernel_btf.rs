@@ -18,6 +18,7 @@ use std::{
 use aya_obj::btf::Btf;
 pub use netpost_common::{
     drops::{DropOffsets, RouteOffsets},
+    flows::SockOffsets,
     netfilter::NfOffsets,
 };
 use thiserror::Error;
@@ -315,6 +316,19 @@ impl KernelBtf {
     /// net.ns.inum: a namespace's inode number.
     fn net_inum(&self) -> Result<u32, BtfOffsetError> {
         Ok(self.member("net", "ns")?.offset + self.member_sized("ns_common", "inum", 4)?)
+    }
+
+    /// The kernel struct offsets the socket programs read at (`watch_inum` left 0).
+    pub fn sock_offsets(&self) -> Result<SockOffsets, BtfOffsetError> {
+        let at = |s: &str, m: &str, size: u32| self.member_sized(s, m, size);
+        Ok(SockOffsets {
+            sk_net: self.member("sock", "__sk_common")?.offset + at("sock_common", "skc_net", 8)?,
+            sk_protocol: at("sock", "sk_protocol", 2)?,
+            skb_dev: at("sk_buff", "dev", 8)?,
+            dev_net: at("net_device", "nd_net", 8)?,
+            net_inum: self.net_inum()?,
+            watch_inum: 0,
+        })
     }
 
     /// The kernel struct offsets the route program reads at (`watch_inum` left 0).

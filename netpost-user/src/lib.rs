@@ -20,4 +20,5 @@ pub mod preflight;
 pub mod route_watch;
 pub mod run;
 pub mod sink;
+pub mod sock_watch;
 pub mod tui;

@@ -27,6 +27,7 @@ use crate::{
     nf_model::NfRaw,
     preflight,
     route_watch::{self, RouteMap},
+    sock_watch::{self, SockMap},
 };
 
 /// The compiled kernel programs, embedded at build time by build.rs (aya-build).
@@ -108,6 +109,9 @@ pub struct Programs {
     drops_loaded: Result<(), String>,
     route_map: RouteMap,
     flow_maps: FlowMaps,
+    sock_map: SockMap,
+    /// Whether the socket tracepoint programs loaded, or why not.
+    sockets_loaded: Result<(), String>,
     /// Whether the fib_table_lookup program loaded, or why not.
     routes_loaded: Result<(), String>,
     /// The netfilter programs, or why they could not be loaded (kernels < 6.4, BTF without
@@ -136,7 +140,11 @@ impl Programs {
             .clone()
             .and_then(|(b, ns)| drop_watch::offsets(b, ns));
         let drop_fallback = netpost_common::drops::DropOffsets::default();
-        let route_offsets = btf_and_ns.and_then(|(b, ns)| route_watch::offsets(b, ns));
+        let route_offsets = btf_and_ns
+            .clone()
+            .and_then(|(b, ns)| route_watch::offsets(b, ns));
+        let sock_offsets = btf_and_ns.and_then(|(b, ns)| sock_watch::offsets(b, ns));
+        let sock_fallback = netpost_common::flows::SockOffsets::default();
         let route_fallback = netpost_common::drops::RouteOffsets::default();
         let mut ebpf = EbpfLoader::new()
             .btf(btf.as_ref())
@@ -157,6 +165,11 @@ impl Programs {
                 route_offsets.as_ref().unwrap_or(&route_fallback),
                 true,
             )
+            .override_global(
+                sock_watch::GLOBAL_SOCK_OFFSETS,
+                sock_offsets.as_ref().unwrap_or(&sock_fallback),
+                true,
+            )
             .load(EBPF_OBJECT)
             .map_err(|e| SetupError::Load(format!("{e:#}")))?;
         for name in [PROG_XDP, PROG_TC_IN, PROG_TC_OUT] {
@@ -172,6 +185,7 @@ impl Programs {
         }
         let drops_loaded = drop_offsets.and_then(|_| drop_watch::load(&mut ebpf));
         let routes_loaded = route_offsets.and_then(|_| route_watch::load(&mut ebpf));
+        let sockets_loaded = sock_offsets.and_then(|_| sock_watch::load(&mut ebpf));
         // Before any map is taken out of `ebpf`: the loader relocates against all of them.
         let nf = if std::env::var_os(ENV_NO_NETFILTER).is_some() {
             Err(format!("disabled by {ENV_NO_NETFILTER}"))
@@ -189,6 +203,7 @@ impl Programs {
         let drop_maps = DropMaps::take(&mut ebpf, names).map_err(SetupError::Load)?;
         let route_map = RouteMap::take(&mut ebpf).map_err(SetupError::Load)?;
         let flow_maps = FlowMaps::take(&mut ebpf).map_err(SetupError::Load)?;
+        let sock_map = SockMap::take(&mut ebpf).map_err(SetupError::Load)?;
         Ok(Programs {
             ebpf,
             counters,
@@ -198,6 +213,8 @@ impl Programs {
             drops_loaded,
             route_map,
             flow_maps,
+            sock_map,
+            sockets_loaded,
             routes_loaded,
             nf,
         })
@@ -311,6 +328,8 @@ pub struct Attachment {
     drops_status: String,
     /// "attached", or why the route program is missing.
     routes_status: String,
+    /// "attached", or why the socket programs are missing.
+    sockets_status: String,
     watched: Vec<Watched>,
     _clsact: Vec<ClsactGuard>,
 }
@@ -374,6 +393,19 @@ impl Attachment {
             return Ok(None);
         }
         self.programs.route_map.read().map(Some)
+    }
+
+    /// "attached", or why the socket tracepoints are not collected.
+    pub fn sockets_status(&self) -> &str {
+        &self.sockets_status
+    }
+
+    /// Socket counters now (None when not attached).
+    pub fn read_sockets(&self) -> io::Result<Option<sock_watch::SockCounts>> {
+        if self.sockets_status != "attached" {
+            return Ok(None);
+        }
+        self.programs.sock_map.read().map(Some)
     }
 
     /// The flow table's maps.
@@ -510,12 +542,16 @@ pub fn attach_all(
     let routes_status = attach_status(&programs.routes_loaded, || {
         route_watch::attach(&mut programs.ebpf)
     });
+    let sockets_status = attach_status(&programs.sockets_loaded, || {
+        sock_watch::attach(&mut programs.ebpf)
+    });
     Ok(Attachment {
         programs,
         nf_links,
         nf_status,
         drops_status,
         routes_status,
+        sockets_status,
         watched,
         _clsact: clsact,
     })

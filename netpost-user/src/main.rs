@@ -160,6 +160,12 @@ fn report_attached(attachment: &Attachment, ns: Option<&str>) {
         ),
         why => eprintln!("netpost: drop reasons: {why}; the other counters continue"),
     }
+    if attachment.sockets_status() != "attached" {
+        eprintln!(
+            "netpost: socket tracepoints: {}; the other counters continue",
+            attachment.sockets_status()
+        );
+    }
     if attachment.routes_status() != "attached" {
         eprintln!(
             "netpost: routing decisions: {}; the other counters continue",

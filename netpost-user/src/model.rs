@@ -13,6 +13,7 @@ use crate::{
     flows::{FlowRow, HandshakeStats},
     nf_model::{self, NfFamilyStats, NfRaw},
     route_watch::{self, RoutingStats},
+    sock_watch::SocketsStats,
 };
 
 /// Raw cumulative counters of one interface, summed over CPUs.
@@ -62,6 +63,8 @@ pub struct RawSample {
     pub ifnames: BTreeMap<u32, String>,
     /// The flow table and handshake counters (None without flow tracking).
     pub flows: Option<FlowsRaw>,
+    /// Local TCP sockets since start (None without the socket programs).
+    pub sockets: Option<SocketsStats>,
 }
 
 impl RawSample {
@@ -221,6 +224,9 @@ pub struct Snapshot {
     pub flows_active: u64,
     /// Flow events the kernel's ring buffer had no room for.
     pub events_lost: u64,
+    /// Local TCP sockets: state transitions, SYN-ACK retransmits, resets (null without the
+    /// socket tracepoints).
+    pub sockets: Option<SocketsStats>,
 }
 
 /// Folds one hook's raw per-(family, proto) counters into its totals and splits.
@@ -360,6 +366,7 @@ pub fn build_snapshot(now: &RawSample, prev: &RawSample, info: &RunInfo) -> Snap
             .unwrap_or_default(),
         flows_active: now.flows.as_ref().map_or(0, |f| f.active),
         events_lost: now.flows.as_ref().map_or(0, |f| f.events_lost),
+        sockets: now.sockets.clone(),
     }
 }
 
@@ -391,6 +398,7 @@ mod tests {
             routes: None,
             ifnames: BTreeMap::new(),
             flows: None,
+            sockets: None,
         }
     }
 

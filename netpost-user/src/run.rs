@@ -69,6 +69,7 @@ pub async fn run(
     let nf_baseline = attachment.read_netfilter().context("reading counters")?;
     let drop_baseline = attachment.drop_counts().context("reading counters")?;
     let funnel_baseline = attachment.flows().funnel().context("reading counters")?;
+    let sock_baseline = attachment.read_sockets().context("reading counters")?;
     let route_baseline = attachment
         .read_routes()
         .context("reading counters")?
@@ -103,7 +104,15 @@ pub async fn run(
             .flows()
             .read(&funnel_baseline, config.top, &crate::route_watch::ifname)
             .context("reading flows")?;
+        let sockets = match (
+            attachment.read_sockets().context("reading counters")?,
+            &sock_baseline,
+        ) {
+            (Some(now), Some(base)) => Some(crate::sock_watch::stats(&now, base)),
+            _ => None,
+        };
         Ok(RawSample {
+            sockets,
             flows: Some(flows),
             routes,
             ifnames,

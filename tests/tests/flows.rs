@@ -70,6 +70,11 @@ fn completed_connections_are_established_with_a_handshake_rtt() {
         &["by_proto", "tcp", "packets"],
     );
     assert_eq!(flow_packets, tc);
+    // The server's sockets, from the kernel's tracepoints: each accepted connection became
+    // ESTABLISHED once.
+    let sockets = &snap["sockets"];
+    assert_eq!(num(sockets, &["states", "ESTABLISHED"]), 4, "{sockets}");
+    assert_eq!(num(sockets, &["states", "LISTEN"]), 4, "a listener per exchange: {sockets}");
     let lines = read_lines(&events);
     let established = lines.iter().filter(|e| e["event"] == "established").count();
     assert_eq!(established, 4, "{lines:?}");
@@ -95,6 +100,8 @@ fn connections_to_a_closed_port_are_reset_by_the_server() {
     assert_eq!(num(h, &["established"]), 0, "{h}");
     let flows = snap["flows"].as_array().unwrap();
     assert!(flows.iter().all(|f| f["stage"] == "reset"), "{flows:?}");
+    // The kernel's view: no socket took the SYNs, so the stack answered each with a reset.
+    assert_eq!(num(&snap["sockets"], &["resets_sent"]), 3, "{}", snap["sockets"]);
 }
 
 #[test]

@@ -203,6 +203,10 @@ fn sigkill_leaves_nothing_attached() {
             "netpost_kfree_skb",
             "netpost_nf_head",
             "netpost_nf_tail",
+            "netpost_rst_recv",
+            "netpost_rst_sent",
+            "netpost_sk_state",
+            "netpost_synack_rtx",
             "netpost_tc_in",
             "netpost_tc_out",
             "netpost_xdp"
