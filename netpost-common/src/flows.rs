@@ -42,6 +42,8 @@ pub mod event {
     pub const ESTABLISHED: u8 = 3;
     pub const RESET: u8 = 4;
     pub const CLOSED: u8 = 5;
+    /// Raised by userspace, not the kernel: a half-open handshake went silent.
+    pub const TIMED_OUT: u8 = 6;
 }
 
 #[repr(C)]

@@ -2,7 +2,7 @@
 //! (handshake RTTs, the `--events` stream) and the funnel counters.
 use std::{
     cell::RefCell,
-    collections::VecDeque,
+    collections::{HashSet, VecDeque},
     io::{self, Write},
     os::fd::{AsFd, AsRawFd, BorrowedFd},
 };
@@ -12,7 +12,10 @@ use aya::{
     maps::{Map, MapData, PerCpuArray, RingBuf},
 };
 use aya_obj::generated::{bpf_attr, bpf_cmd};
-use netpost_common::flows::{FlowEvent, FlowKey, FlowValue, event, funnel};
+use netpost_common::{
+    flows::{FlowEvent, FlowKey, FlowValue, event, funnel},
+    handshake::Stage,
+};
 
 use crate::flows::{self, FlowRow, Funnel, HandshakeStats, RttHistogram};
 
@@ -21,6 +24,9 @@ pub const MAP_EVENTS: &str = "NETPOST_FLOW_EVENTS";
 const MAP_FUNNEL: &str = "NETPOST_FUNNEL";
 /// Handshake RTTs kept for the percentiles (the most recent ones).
 const RTT_SAMPLES: usize = 4096;
+/// A half-open handshake silent this long has failed (Linux's first SYN retransmits come
+/// after 1 and 3 seconds).
+const HANDSHAKE_TIMEOUT_NS: u64 = 5_000_000_000;
 /// Entries per BPF_MAP_LOOKUP_BATCH call.
 const BATCH: usize = 1024;
 
@@ -45,6 +51,9 @@ pub struct FlowMaps {
     histogram: RefCell<RttHistogram>,
     /// `--events` output.
     stream: RefCell<Option<Box<dyn Write>>>,
+    /// Half-open flows already reported as timed out (pruned to the table's contents).
+    timed_out: RefCell<HashSet<FlowKey>>,
+    timed_out_total: RefCell<u64>,
 }
 
 impl FlowMaps {
@@ -64,6 +73,8 @@ impl FlowMaps {
             rtts: RefCell::new(VecDeque::new()),
             histogram: RefCell::new(RttHistogram::default()),
             stream: RefCell::new(None),
+            timed_out: RefCell::new(HashSet::new()),
+            timed_out_total: RefCell::new(0),
         })
     }
 
@@ -99,6 +110,7 @@ impl FlowMaps {
             *now = now.saturating_sub(*base);
         }
         let table: Vec<(FlowKey, FlowValue)> = dump(self.flows.fd().as_fd())?;
+        self.note_timeouts(&table, ifname)?;
         let rows = |sorted: Vec<&(FlowKey, FlowValue)>| -> Vec<FlowRow> {
             sorted
                 .into_iter()
@@ -106,19 +118,58 @@ impl FlowMaps {
                 .collect()
         };
         let rtts: Vec<u32> = self.rtts.borrow().iter().copied().collect();
+        let mut handshake = flows::handshake_stats(
+            &f,
+            flows::half_open(&table),
+            &rtts,
+            &self.histogram.borrow(),
+        );
+        handshake.timed_out = *self.timed_out_total.borrow();
         Ok(FlowsRaw {
-            handshake: flows::handshake_stats(
-                &f,
-                flows::half_open(&table),
-                &rtts,
-                &self.histogram.borrow(),
-            ),
+            handshake,
             by_bytes: rows(flows::top(&table, top, |v| v.bytes[0] + v.bytes[1])),
             by_packets: rows(flows::top(&table, top, |v| v.packets[0] + v.packets[1])),
             active: table.len() as u64,
             events_lost: f[funnel::EVENTS_LOST as usize],
             untracked: f[funnel::UNTRACKED as usize],
         })
+    }
+
+    /// Counts (once) and streams half-open handshakes that went silent: the kernel sees no
+    /// packet to emit an event for, so userspace notices the silence.
+    fn note_timeouts(
+        &self,
+        table: &[(FlowKey, FlowValue)],
+        ifname: &dyn Fn(u32) -> String,
+    ) -> io::Result<()> {
+        let now = monotonic_ns();
+        let mut seen = self.timed_out.borrow_mut();
+        let mut stream = self.stream.borrow_mut();
+        let current: HashSet<FlowKey> = table.iter().map(|(k, _)| *k).collect();
+        seen.retain(|k| current.contains(k));
+        for (key, value) in table {
+            let stage = value.handshake.stage();
+            let half_open = matches!(stage, Stage::SynSent | Stage::SynReceived);
+            if half_open
+                && now.saturating_sub(value.last_ns) > HANDSHAKE_TIMEOUT_NS
+                && seen.insert(*key)
+            {
+                *self.timed_out_total.borrow_mut() += 1;
+                if let Some(out) = stream.as_mut() {
+                    let e = FlowEvent {
+                        ts_ns: now,
+                        key: *key,
+                        kind: event::TIMED_OUT,
+                        stage: value.handshake.stage,
+                        client_is_low: value.handshake.client_is_low,
+                        ..FlowEvent::default()
+                    };
+                    serde_json::to_writer(&mut *out, &flows::event_view(&e, ifname(key.ifindex)))?;
+                    out.write_all(b"\n")?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn drain_events(&self, ifname: &dyn Fn(u32) -> String) -> io::Result<()> {
@@ -149,6 +200,17 @@ impl FlowMaps {
         }
         Ok(())
     }
+}
+
+/// CLOCK_MONOTONIC in ns: the clock of bpf_ktime_get_ns.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Every entry of a hash map, BATCH at a time (one syscall per batch instead of two per

@@ -81,6 +81,8 @@ pub struct HandshakeStats {
     pub syn_retransmits: u64,
     pub synack_retransmits: u64,
     pub closed: u64,
+    /// Half-open handshakes that went silent for 5 s (failed), since start.
+    pub timed_out: u64,
     /// Over the handshakes completed since start (null before the first).
     pub rtt_us: Option<Percentiles>,
     /// All handshake RTTs since start, bucketed (exported as a Prometheus histogram).
@@ -107,6 +109,7 @@ pub fn handshake_stats(
         syn_retransmits: at(funnel::SYN_RETRANSMITS),
         synack_retransmits: at(funnel::SYNACK_RETRANSMITS),
         closed: at(funnel::CLOSED),
+        timed_out: 0,
         rtt_us: percentiles(rtts),
         rtt_histogram: histogram.clone(),
     }
@@ -232,6 +235,7 @@ pub fn event_view(e: &FlowEvent, iface: String) -> EventView {
             event::ESTABLISHED => "established",
             event::RESET => "reset",
             event::CLOSED => "closed",
+            event::TIMED_OUT => "handshake_timeout",
             _ => "unknown",
         },
         iface,

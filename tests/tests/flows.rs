@@ -74,7 +74,11 @@ fn completed_connections_are_established_with_a_handshake_rtt() {
     // ESTABLISHED once.
     let sockets = &snap["sockets"];
     assert_eq!(num(sockets, &["states", "ESTABLISHED"]), 4, "{sockets}");
-    assert_eq!(num(sockets, &["states", "LISTEN"]), 4, "a listener per exchange: {sockets}");
+    assert_eq!(
+        num(sockets, &["states", "LISTEN"]),
+        4,
+        "a listener per exchange: {sockets}"
+    );
     let lines = read_lines(&events);
     let established = lines.iter().filter(|e| e["event"] == "established").count();
     assert_eq!(established, 4, "{lines:?}");
@@ -101,7 +105,12 @@ fn connections_to_a_closed_port_are_reset_by_the_server() {
     let flows = snap["flows"].as_array().unwrap();
     assert!(flows.iter().all(|f| f["stage"] == "reset"), "{flows:?}");
     // The kernel's view: no socket took the SYNs, so the stack answered each with a reset.
-    assert_eq!(num(&snap["sockets"], &["resets_sent"]), 3, "{}", snap["sockets"]);
+    assert_eq!(
+        num(&snap["sockets"], &["resets_sent"]),
+        3,
+        "{}",
+        snap["sockets"]
+    );
 }
 
 #[test]
@@ -114,19 +123,36 @@ fn a_dropped_port_leaves_half_open_flows_and_syn_retransmits() {
         "iptables",
         &["-A", "INPUT", "-p", "tcp", "--dport", "5401", "-j", "DROP"],
     );
-    let netpost = Netpost::start(&pair.ns_b.name, &[&pair.b.ifname], &[]);
+    let events = std::env::temp_dir().join(format!("{}.events", pair.b.ifname));
+    let events_arg = events.display().to_string();
+    let netpost = Netpost::start(
+        &pair.ns_b.name,
+        &[&pair.b.ifname],
+        &["--events", &events_arg],
+    );
     pair.ns_a.run(move || {
         // The first SYN retransmit goes out after 1 s.
         let r = TcpStream::connect_timeout(&addr, Duration::from_millis(1600));
         assert!(r.is_err(), "the SYNs are dropped");
     });
+    // Silent for 5 s after the last SYN: the handshake has failed.
+    std::thread::sleep(Duration::from_millis(5000));
     let snap = netpost.stop();
     let h = &snap["handshake"];
     assert_eq!(num(h, &["syn"]), 1, "{h}");
     assert!(num(h, &["syn_retransmits"]) >= 1, "{h}");
     assert_eq!(num(h, &["synack"]), 0, "{h}");
     assert_eq!(num(h, &["half_open"]), 1, "{h}");
+    assert_eq!(num(h, &["timed_out"]), 1, "{h}");
     assert_eq!(snap["flows"][0]["stage"], "syn_sent");
+    let lines = read_lines(&events);
+    let timeouts: Vec<_> = lines
+        .iter()
+        .filter(|e| e["event"] == "handshake_timeout")
+        .collect();
+    assert_eq!(timeouts.len(), 1, "{lines:?}");
+    assert_eq!(timeouts[0]["dst"], addr.to_string());
+    let _ = std::fs::remove_file(&events);
 }
 
 #[test]
