@@ -3,7 +3,7 @@
 //! function) for the watched namespace only, with a few 5-tuples per reason sampled into a
 //! ring buffer. See netpost_common::drops for why every event here is a drop.
 use aya_ebpf::{
-    helpers::{bpf_ktime_get_ns, bpf_probe_read_kernel},
+    helpers::bpf_ktime_get_ns,
     macros::{map, raw_tracepoint},
     maps::{LruPerCpuHashMap, PerCpuArray, RingBuf},
     programs::RawTracePointContext,
@@ -11,6 +11,8 @@ use aya_ebpf::{
 use netpost_common::drops::{
     DROP_KEYS, DropKey, DropOffsets, DropSample, SAMPLE_GAP_NS, SAMPLE_SLOTS,
 };
+
+use crate::kernel::{is_watched, read};
 
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -52,30 +54,19 @@ pub fn netpost_kfree_skb(ctx: RawTracePointContext) -> i32 {
     0
 }
 
+/// The skb's network namespace (`struct net *`): through its device, or for packets not
+/// yet routed to one, through its socket.
 #[inline(always)]
-fn read<T>(base: u64, offset: u32) -> Option<T> {
-    // SAFETY: bpf_probe_read_kernel checks the address; a bad one only returns an error.
-    unsafe { bpf_probe_read_kernel((base + offset as u64) as *const T).ok() }
-}
-
-/// The inode number of the skb's network namespace: through its device, or for packets
-/// not yet routed to one, through its socket.
-#[inline(always)]
-fn netns_inum(skb: u64, off: &DropOffsets) -> Option<u32> {
+fn skb_net(skb: u64, off: &DropOffsets) -> Option<u64> {
     let dev: u64 = read(skb, off.skb_dev)?;
-    let net: u64 = if dev != 0 {
-        read(dev, off.dev_net)?
-    } else {
-        let sk: u64 = read(skb, off.skb_sk)?;
-        if sk == 0 {
-            return None;
-        }
-        read(sk, off.sk_net)?
-    };
-    if net == 0 {
+    if dev != 0 {
+        return read(dev, off.dev_net);
+    }
+    let sk: u64 = read(skb, off.skb_sk)?;
+    if sk == 0 {
         return None;
     }
-    read(net, off.net_inum)
+    read(sk, off.sk_net)
 }
 
 #[inline(always)]
@@ -85,8 +76,8 @@ fn observe(ctx: &RawTracePointContext) -> Option<()> {
     let skb: u64 = ctx.arg(0);
     let location: u64 = ctx.arg(1);
     let reason = ctx.arg::<u64>(2) as u32;
-    if off.watch_inum != 0 && netns_inum(skb, &off)? != off.watch_inum {
-        return None;
+    if off.watch_inum != 0 {
+        is_watched(skb_net(skb, &off)?, off.net_inum, off.watch_inum)?;
     }
     let ethertype = u16::from_be(read::<u16>(skb, off.skb_protocol)?);
     let mut sample = DropSample {

@@ -7,6 +7,7 @@
 mod count;
 mod drops;
 mod flows;
+mod kernel;
 mod maps;
 mod netfilter;
 mod packet;

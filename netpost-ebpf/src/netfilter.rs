@@ -9,7 +9,6 @@
 //! *skb; }`. Kernel struct fields are read with bpf_probe_read_kernel at offsets userspace
 //! found in the running kernel's BTF (aya emits no CO-RE relocations).
 use aya_ebpf::{
-    helpers::bpf_probe_read_kernel,
     macros::map,
     maps::{LruPerCpuHashMap, PerCpuArray},
 };
@@ -22,12 +21,14 @@ use netpost_common::{
     parse_l3,
 };
 
+use crate::kernel::read;
+
 const NF_ACCEPT: i32 = 1;
 
 #[repr(C)]
 pub struct BpfNfCtx {
-    state: *const u8,
-    skb: *const u8,
+    state: u64,
+    skb: u64,
 }
 
 /// Filled in by userspace (EbpfLoader::set_global) before loading.
@@ -69,15 +70,9 @@ pub fn netpost_nf_tail(ctx: *mut BpfNfCtx) -> i32 {
     NF_ACCEPT
 }
 
-#[inline(always)]
-fn read<T>(base: *const u8, offset: u32) -> Option<T> {
-    // SAFETY: bpf_probe_read_kernel checks the address; a bad one only returns an error.
-    unsafe { bpf_probe_read_kernel(base.wrapping_add(offset as usize) as *const T).ok() }
-}
-
 /// The IP packet of an skb, read through bpf_probe_read_kernel.
 struct KernelPacket {
-    base: *const u8,
+    base: u64,
     len: u32,
 }
 
@@ -114,7 +109,7 @@ fn observe(ctx: *mut BpfNfCtx, probe: NfProbe) -> Option<()> {
     let head: u64 = read(skb, off.skb_head)?;
     let network: u16 = read(skb, off.skb_network_header)?;
     let pkt = KernelPacket {
-        base: (head + network as u64) as *const u8,
+        base: head + network as u64,
         len,
     };
     let parsed = parse_l3(
@@ -125,7 +120,7 @@ fn observe(ctx: *mut BpfNfCtx, probe: NfProbe) -> Option<()> {
         },
     );
     let end: u32 = read(skb, off.skb_end)?;
-    let gso_segs: u16 = read((head + end as u64) as *const u8, off.shinfo_gso_segs)?;
+    let gso_segs: u16 = read(head + end as u64, off.shinfo_gso_segs)?;
     let segments = if gso_segs == 0 { 1 } else { gso_segs as u64 };
 
     // SAFETY: a per-CPU array value: only this CPU's copy, valid for the program's run.
@@ -157,7 +152,7 @@ fn observe(ctx: *mut BpfNfCtx, probe: NfProbe) -> Option<()> {
         // POSTROUTING), so only those two hooks count creations.
         let creating_hook = hook == NfHook::PreRouting as u32 || hook == NfHook::LocalOut as u32;
         if slot == CT_NEW && creating_hook {
-            let conn = (nfct & !7) as *const u8;
+            let conn = nfct & !7;
             let status: u64 = read(conn, off.conn_status)?;
             if status & IPS_CONFIRMED == 0 {
                 counters.ct_created += 1;

@@ -4,12 +4,13 @@
 //! found through the nexthop's device. Failed lookups carry no nexthop and so no namespace:
 //! the packets they cost show up as IP_INNOROUTES / IP_OUTNOROUTES drops instead.
 use aya_ebpf::{
-    helpers::bpf_probe_read_kernel,
     macros::{map, raw_tracepoint},
     maps::LruPerCpuHashMap,
     programs::RawTracePointContext,
 };
 use netpost_common::drops::{ROUTE_KEYS, RouteKey, RouteOffsets};
+
+use crate::kernel::{is_watched, read};
 
 const AF_INET: u8 = 2;
 
@@ -36,12 +37,6 @@ pub fn netpost_fib_lookup(ctx: RawTracePointContext) -> i32 {
 }
 
 #[inline(always)]
-fn read<T>(base: u64, offset: u32) -> Option<T> {
-    // SAFETY: bpf_probe_read_kernel checks the address; a bad one only returns an error.
-    unsafe { bpf_probe_read_kernel((base + offset as u64) as *const T).ok() }
-}
-
-#[inline(always)]
 fn observe(ctx: &RawTracePointContext) -> Option<()> {
     // SAFETY: a read-only global; volatile so the compiler keeps the load userspace patches.
     let off: RouteOffsets = unsafe { core::ptr::read_volatile(&NETPOST_ROUTE_OFFSETS) };
@@ -56,10 +51,7 @@ fn observe(ctx: &RawTracePointContext) -> Option<()> {
     if dev == 0 {
         return None;
     }
-    let net: u64 = read(dev, off.dev_net)?;
-    if off.watch_inum != 0 && read::<u32>(net, off.net_inum)? != off.watch_inum {
-        return None;
-    }
+    is_watched(read(dev, off.dev_net)?, off.net_inum, off.watch_inum)?;
     let gw_family: u8 = read(nexthop, off.nhc_gw_family)?;
     let key = RouteKey {
         table,

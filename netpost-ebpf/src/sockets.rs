@@ -2,12 +2,13 @@
 //! (inet_sock_set_state), SYN-ACK retransmissions, resets sent and received, counted for
 //! the watched namespace only.
 use aya_ebpf::{
-    helpers::bpf_probe_read_kernel,
     macros::{map, raw_tracepoint},
     maps::PerCpuArray,
     programs::RawTracePointContext,
 };
 use netpost_common::flows::{SockOffsets, sockets};
+
+use crate::kernel::{is_watched, read};
 
 const IPPROTO_TCP: u16 = 6;
 
@@ -26,24 +27,14 @@ static NETPOST_SOCK_OFFSETS: SockOffsets = SockOffsets {
 static COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(sockets::COUNT, 0);
 
 #[inline(always)]
-fn read<T>(base: u64, offset: u32) -> Option<T> {
-    // SAFETY: bpf_probe_read_kernel checks the address; a bad one only returns an error.
-    unsafe { bpf_probe_read_kernel((base + offset as u64) as *const T).ok() }
-}
-
-#[inline(always)]
 fn offsets() -> SockOffsets {
     // SAFETY: a read-only global; volatile so the compiler keeps the load userspace patches.
     unsafe { core::ptr::read_volatile(&NETPOST_SOCK_OFFSETS) }
 }
 
-/// Whether `net` (a struct net pointer) is the watched namespace.
 #[inline(always)]
 fn watched(net: u64, off: &SockOffsets) -> Option<()> {
-    if net == 0 {
-        return None;
-    }
-    (off.watch_inum == 0 || read::<u32>(net, off.net_inum)? == off.watch_inum).then_some(())
+    is_watched(net, off.net_inum, off.watch_inum)
 }
 
 #[inline(always)]

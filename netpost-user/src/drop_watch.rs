@@ -6,7 +6,6 @@ use std::{cell::RefCell, collections::BTreeMap, io, os::unix::fs::MetadataExt as
 use aya::{
     Ebpf,
     maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf},
-    programs::RawTracePoint,
 };
 use netpost_common::drops::{DropKey, DropOffsets, DropSample};
 
@@ -14,7 +13,7 @@ use crate::{
     drops::{self, DropsRaw, Names, SampleView},
     kernel_btf::KernelBtf,
     ksyms::Ksyms,
-    loader::error_chain,
+    maps_util,
 };
 
 pub const PROG_KFREE_SKB: &str = "netpost_kfree_skb";
@@ -50,22 +49,12 @@ pub fn names(btf: Option<&KernelBtf>) -> Names {
 
 /// Loads the program into the kernel (not attached).
 pub fn load(ebpf: &mut Ebpf) -> Result<(), String> {
-    program(ebpf)?.load().map_err(|e| error_chain(&e))
+    maps_util::load_raw_tp(ebpf, PROG_KFREE_SKB)
 }
 
 /// Attaches the loaded program to the kfree_skb tracepoint.
 pub fn attach(ebpf: &mut Ebpf) -> Result<(), String> {
-    program(ebpf)?
-        .attach("kfree_skb")
-        .map(|_| ())
-        .map_err(|e| error_chain(&e))
-}
-
-fn program(ebpf: &mut Ebpf) -> Result<&mut RawTracePoint, String> {
-    ebpf.program_mut(PROG_KFREE_SKB)
-        .ok_or_else(|| format!("{PROG_KFREE_SKB} missing from the object"))?
-        .try_into()
-        .map_err(|e: aya::programs::ProgramError| e.to_string())
+    maps_util::attach_raw_tp(ebpf, PROG_KFREE_SKB, "kfree_skb")
 }
 
 /// The program's maps, taken out of the Ebpf object.
@@ -96,13 +85,7 @@ impl DropMaps {
 
     /// Raw counts per key, summed over CPUs.
     pub fn counts(&self) -> io::Result<BTreeMap<DropKey, u64>> {
-        self.counts
-            .iter()
-            .map(|entry| {
-                let (key, per_cpu) = entry.map_err(io::Error::other)?;
-                Ok((key, per_cpu.iter().sum()))
-            })
-            .collect()
+        maps_util::sum_hash(&self.counts)
     }
 
     /// Counts since `baseline`, named, with the samples drained from the ring buffer.

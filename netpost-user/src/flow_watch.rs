@@ -85,16 +85,7 @@ impl FlowMaps {
 
     /// Funnel counters now, summed over CPUs.
     pub fn funnel(&self) -> io::Result<Funnel> {
-        let mut out: Funnel = [0; funnel::COUNT as usize];
-        for (i, slot) in out.iter_mut().enumerate() {
-            *slot = self
-                .funnel
-                .get(&(i as u32), 0)
-                .map_err(io::Error::other)?
-                .iter()
-                .sum();
-        }
-        Ok(out)
+        crate::maps_util::sum_array(&self.funnel)
     }
 
     /// One collection: drains events, reads the table, folds the top `top` flows.

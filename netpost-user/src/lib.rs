@@ -11,6 +11,7 @@ pub mod fmt;
 pub mod kernel_btf;
 pub mod ksyms;
 pub mod loader;
+pub mod maps_util;
 pub mod model;
 pub mod netdev;
 pub mod netfilter;

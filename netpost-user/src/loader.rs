@@ -223,13 +223,9 @@ impl Programs {
     /// Conntrack entries created per source address, summed over CPUs (walks the whole
     /// map: call it only when the table is filling up).
     pub fn read_ct_sources(&self) -> io::Result<Vec<(CtSource, u64)>> {
-        self.ct_sources
-            .iter()
-            .map(|entry| {
-                let (key, per_cpu) = entry.map_err(io::Error::other)?;
-                Ok((key, per_cpu.iter().sum()))
-            })
-            .collect()
+        Ok(crate::maps_util::sum_hash(&self.ct_sources)?
+            .into_iter()
+            .collect())
     }
 
     /// Cumulative netfilter counters of one family, summed over CPUs.

@@ -10,12 +10,11 @@ use std::{
 use aya::{
     Ebpf,
     maps::{MapData, PerCpuHashMap},
-    programs::RawTracePoint,
 };
 use netpost_common::drops::{RouteKey, RouteOffsets};
 use serde::Serialize;
 
-use crate::{drops::DropsStats, kernel_btf::KernelBtf, loader::error_chain};
+use crate::{drops::DropsStats, kernel_btf::KernelBtf, maps_util};
 
 pub const PROG_FIB_LOOKUP: &str = "netpost_fib_lookup";
 pub const GLOBAL_ROUTE_OFFSETS: &str = "NETPOST_ROUTE_OFFSETS";
@@ -32,22 +31,12 @@ pub fn offsets(btf: &KernelBtf, watch_inum: u32) -> Result<RouteOffsets, String>
     Ok(o)
 }
 
-fn program(ebpf: &mut Ebpf) -> Result<&mut RawTracePoint, String> {
-    ebpf.program_mut(PROG_FIB_LOOKUP)
-        .ok_or_else(|| format!("{PROG_FIB_LOOKUP} missing from the object"))?
-        .try_into()
-        .map_err(|e: aya::programs::ProgramError| e.to_string())
-}
-
 pub fn load(ebpf: &mut Ebpf) -> Result<(), String> {
-    program(ebpf)?.load().map_err(|e| error_chain(&e))
+    maps_util::load_raw_tp(ebpf, PROG_FIB_LOOKUP)
 }
 
 pub fn attach(ebpf: &mut Ebpf) -> Result<(), String> {
-    program(ebpf)?
-        .attach("fib_table_lookup")
-        .map(|_| ())
-        .map_err(|e| error_chain(&e))
+    maps_util::attach_raw_tp(ebpf, PROG_FIB_LOOKUP, "fib_table_lookup")
 }
 
 pub struct RouteMap {
@@ -66,13 +55,7 @@ impl RouteMap {
 
     /// Lookups per key, summed over CPUs.
     pub fn read(&self) -> io::Result<BTreeMap<RouteKey, u64>> {
-        self.routes
-            .iter()
-            .map(|entry| {
-                let (key, per_cpu) = entry.map_err(io::Error::other)?;
-                Ok((key, per_cpu.iter().sum()))
-            })
-            .collect()
+        maps_util::sum_hash(&self.routes)
     }
 }
 

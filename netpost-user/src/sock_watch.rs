@@ -6,12 +6,11 @@ use std::{collections::BTreeMap, io};
 use aya::{
     Ebpf,
     maps::{MapData, PerCpuArray},
-    programs::RawTracePoint,
 };
 use netpost_common::flows::{SockOffsets, sockets};
 use serde::Serialize;
 
-use crate::{kernel_btf::KernelBtf, loader::error_chain};
+use crate::{kernel_btf::KernelBtf, maps_util};
 
 pub const GLOBAL_SOCK_OFFSETS: &str = "NETPOST_SOCK_OFFSETS";
 const MAP_SOCKETS: &str = "NETPOST_SOCKETS";
@@ -31,25 +30,16 @@ pub fn offsets(btf: &KernelBtf, watch_inum: u32) -> Result<SockOffsets, String> 
     Ok(o)
 }
 
-fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut RawTracePoint, String> {
-    ebpf.program_mut(name)
-        .ok_or_else(|| format!("{name} missing from the object"))?
-        .try_into()
-        .map_err(|e: aya::programs::ProgramError| e.to_string())
-}
-
 pub fn load(ebpf: &mut Ebpf) -> Result<(), String> {
     for (name, _) in PROGRAMS {
-        program(ebpf, name)?.load().map_err(|e| error_chain(&e))?;
+        maps_util::load_raw_tp(ebpf, name)?;
     }
     Ok(())
 }
 
 pub fn attach(ebpf: &mut Ebpf) -> Result<(), String> {
     for (name, tracepoint) in PROGRAMS {
-        program(ebpf, name)?
-            .attach(tracepoint)
-            .map_err(|e| format!("{tracepoint}: {}", error_chain(&e)))?;
+        maps_util::attach_raw_tp(ebpf, name, tracepoint)?;
     }
     Ok(())
 }
@@ -67,16 +57,7 @@ impl SockMap {
     }
 
     pub fn read(&self) -> io::Result<SockCounts> {
-        let mut out: SockCounts = [0; sockets::COUNT as usize];
-        for (i, slot) in out.iter_mut().enumerate() {
-            *slot = self
-                .0
-                .get(&(i as u32), 0)
-                .map_err(io::Error::other)?
-                .iter()
-                .sum();
-        }
-        Ok(out)
+        maps_util::sum_array(&self.0)
     }
 }
 
