@@ -6,6 +6,7 @@
 
 mod count;
 mod drops;
+mod floor;
 mod flows;
 mod kernel;
 mod maps;

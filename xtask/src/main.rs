@@ -2,6 +2,7 @@
 //! This file only parses the command line; each task lives in `tasks`.
 
 mod apt;
+mod bench;
 mod bootstrap;
 mod cmd;
 mod probe;
@@ -14,7 +15,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Build, run and test netpost")]
+#[command(name = "cargo xtask", about = "Build, run, test and benchmark netpost")]
 struct Cli {
     #[command(subcommand)]
     task: Task,
@@ -47,6 +48,13 @@ enum Task {
         #[arg(last = true)]
         args: Vec<OsString>,
     },
+    /// Measure what netpost costs the packets it watches (needs root); writes
+    /// target/bench/report.json and report.md.
+    Bench {
+        /// A shorter run (under five minutes), with fewer and shorter rounds.
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -55,6 +63,7 @@ fn main() -> ExitCode {
         Task::Build { release } => tasks::build(release),
         Task::Run { debug, args } => tasks::run(debug, &args),
         Task::Test { unit, args } => tasks::test(unit, &args),
+        Task::Bench { quick } => tasks::bench(quick),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

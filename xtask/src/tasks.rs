@@ -1,9 +1,11 @@
 //! The subcommands, one module each.
 
+mod bench;
 mod build;
 mod run;
 mod test;
 
+pub use bench::bench;
 pub use build::build;
 pub use run::run;
 pub use test::test;

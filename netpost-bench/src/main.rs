@@ -1,0 +1,95 @@
+//! The parts of `cargo xtask bench` that need netpost's programs or raw sockets, as one
+//! root-only binary the xtask runs (xtask itself must build before the eBPF toolchain
+//! exists). Each subcommand prints one JSON object on stdout.
+mod frames;
+mod inpath;
+mod nf;
+mod progcost;
+mod udp;
+
+use std::net::SocketAddr;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "netpost-bench",
+    about = "Measurements behind `cargo xtask bench`"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// ns per packet of every netpost program and its empty floor (BPF_PROG_TEST_RUN).
+    Progcost {
+        /// Runs per test run (the kernel reports their mean).
+        #[arg(long, default_value_t = 1_000_000)]
+        repeat: u32,
+        /// Test runs per (program, frame).
+        #[arg(long, default_value_t = 7)]
+        rounds: usize,
+    },
+    /// Sends small UDP datagrams as fast as sendmmsg allows.
+    Gen {
+        #[arg(long)]
+        dst: SocketAddr,
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
+        #[arg(long)]
+        secs: f64,
+        /// Pin to this CPU.
+        #[arg(long)]
+        cpu: Option<usize>,
+    },
+    /// Run counts and run time of the programs a netpost process holds, over a window
+    /// (kernel BPF statistics, switched on for the window only).
+    Inpath {
+        #[arg(long)]
+        pid: u32,
+        #[arg(long)]
+        secs: f64,
+    },
+    /// Counts the datagrams arriving on an address (recvmmsg).
+    Sink {
+        #[arg(long)]
+        bind: SocketAddr,
+        /// Stop once nothing arrived for this long after the first datagram.
+        #[arg(long, default_value_t = 500)]
+        idle_ms: u64,
+        /// Stop after this long in any case.
+        #[arg(long)]
+        max_secs: f64,
+        #[arg(long)]
+        cpu: Option<usize>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let out = match Cli::parse().cmd {
+        Cmd::Progcost { repeat, rounds } => progcost::run(&progcost::Options { repeat, rounds })?,
+        Cmd::Inpath { pid, secs } => inpath::measure(pid, secs)?,
+        Cmd::Gen {
+            dst,
+            payload,
+            secs,
+            cpu,
+        } => {
+            cpu.map(udp::pin).transpose()?;
+            udp::generate(dst, payload, secs)?
+        }
+        Cmd::Sink {
+            bind,
+            idle_ms,
+            max_secs,
+            cpu,
+        } => {
+            cpu.map(udp::pin).transpose()?;
+            udp::sink(bind, idle_ms, max_secs)?
+        }
+    };
+    println!("{out}");
+    Ok(())
+}

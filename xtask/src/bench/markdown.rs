@@ -1,0 +1,336 @@
+//! report.md: the report.json a person reads, rendered from the JSON itself so the two never
+//! disagree.
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use super::e2e::{BASELINE, SETS};
+use super::report::KEYS;
+
+fn fmt(v: &Value, digits: usize) -> String {
+    v.as_f64()
+        .map_or_else(|| "n/a".to_owned(), |v| format!("{v:.digits$}"))
+}
+
+fn met(v: &Value) -> &'static str {
+    match v.as_bool() {
+        Some(true) => "yes",
+        Some(false) => "**no**",
+        None => "not measured",
+    }
+}
+
+pub fn render(r: &Value) -> String {
+    let mut md = String::new();
+    header(&mut md, r);
+    targets(&mut md, r);
+    programs(&mut md, r);
+    end_to_end(&mut md, r);
+    let rb = &r["ringbuf_max_events_per_s"];
+    let _ = writeln!(md, "## Event pipeline\n");
+    let _ = writeln!(
+        md,
+        "`ringbuf_max_events_per_s`: {}{}\n",
+        fmt(&rb["value"], 0),
+        rb["reason"]
+            .as_str()
+            .map(|w| format!(" ({w})"))
+            .unwrap_or_default()
+    );
+    userspace(&mut md, r);
+    inpath(&mut md, r);
+    md
+}
+
+fn header(md: &mut String, r: &Value) {
+    let meta = &r["meta"];
+    let m = &meta["machine"];
+    let commit = meta["commit"]
+        .as_str()
+        .map_or("unknown".to_owned(), |c| c.chars().take(12).collect());
+    let dirty = if meta["dirty"] == true {
+        " + uncommitted changes"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        md,
+        "# netpost benchmark ({})\n",
+        r["config"]["mode"].as_str().unwrap_or("?")
+    );
+    let _ = writeln!(
+        md,
+        "{} · commit {commit}{dirty} · kernel {} · {} CPUs ({}) · {} MiB RAM · took {} s\n",
+        meta["date"].as_str().unwrap_or("?"),
+        meta["kernel"].as_str().unwrap_or("?"),
+        m["nproc"],
+        m["cpu_model"].as_str().unwrap_or("?"),
+        m["mem_total_mib"],
+        fmt(&r["config"]["duration_s"], 0),
+    );
+}
+
+fn targets(md: &mut String, r: &Value) {
+    let _ = writeln!(
+        md,
+        "## Targets\n\n| key | value | target | met |\n|---|---|---|---|"
+    );
+    for key in KEYS {
+        let t = &r["targets"][key];
+        if t.is_null() {
+            continue;
+        }
+        let value = if t["checks"] == "ratio_to_floor" {
+            t["value"]
+                .as_f64()
+                .map_or("n/a".to_owned(), |v| format!("{v:.2}x floor"))
+        } else {
+            fmt(&t["value"], 3)
+        };
+        let _ = writeln!(
+            md,
+            "| `{key}` | {value} | {} | {} |",
+            t["target"].as_str().unwrap_or("?"),
+            met(&t["met"])
+        );
+    }
+    md.push('\n');
+}
+
+fn programs(md: &mut String, r: &Value) {
+    let _ = writeln!(
+        md,
+        "## Per-program cost\n\nBPF_PROG_TEST_RUN, ns per packet: median of {} test runs of {} repetitions each. \
+         In parentheses the ratio to the empty program of the same type (the floor): the median of \
+         the per-round ratios, as each program ran right next to its floor in every round.\n",
+        r["test_run"]["rounds"], r["test_run"]["repeat"]
+    );
+    // One column per program (title, its per-frame results): netpost's, then the floors.
+    let mut cols: Vec<(String, &Value)> = Vec::new();
+    for key in ["xdp_ns_per_pkt", "tc_ns_per_pkt", "netfilter_ns_per_pkt"] {
+        if let Some(progs) = r[key]["programs"].as_object() {
+            for (name, frames) in progs {
+                cols.push((format!("`{name}`"), frames));
+            }
+        }
+    }
+    let floors = r["floor_ns_per_pkt"]["programs"].as_object();
+    for (name, frames) in floors.into_iter().flatten() {
+        cols.push((format!("`{name}`"), frames));
+    }
+    let titles: Vec<&str> = cols.iter().map(|(t, _)| t.as_str()).collect();
+    let _ = writeln!(md, "| frame | bytes | {} |", titles.join(" | "));
+    let _ = writeln!(md, "|---|---|{}", "---|".repeat(cols.len()));
+    for frame in r["frames"].as_array().into_iter().flatten() {
+        let name = frame["name"].as_str().unwrap_or("?");
+        let cells: Vec<String> = cols
+            .iter()
+            .map(|(_, frames)| {
+                let f = &frames[name];
+                match (f["median"].as_f64(), f["ratio_to_floor"].as_f64()) {
+                    (Some(ns), Some(ratio)) => format!("{ns:.0} ({ratio:.1}x)"),
+                    (Some(ns), None) => format!("{ns:.0}"),
+                    _ => "-".to_owned(),
+                }
+            })
+            .collect();
+        let _ = writeln!(
+            md,
+            "| {name} | {} | {} |",
+            frame["bytes"],
+            cells.join(" | ")
+        );
+    }
+    if let Some(reason) = r["netfilter_ns_per_pkt"]["reason"].as_str() {
+        let _ = writeln!(md, "\nNetfilter programs not measured: {reason}");
+    } else {
+        let _ = writeln!(
+            md,
+            "\nNetfilter runs use hook PREROUTING; a VLAN-tagged frame never reaches netfilter (`-`). \
+             A packet runs both `netpost_nf_head` and `netpost_nf_tail` at every hook it passes."
+        );
+    }
+    md.push('\n');
+}
+
+fn end_to_end(md: &mut String, r: &Value) {
+    let tcp = &r["tcp_throughput_ratio"];
+    let udp = &r["small_pkt_rate_ratio"];
+    let _ = writeln!(
+        md,
+        "## End to end\n\nA veth pair between two namespaces, netpost watching the receiving end; \
+         {} rounds of {} s per measurement, without netpost and with each hook set alternating. \
+         Medians; `ratio` is the median of the per-round ratios to the baseline measured just \
+         before. TCP: iperf3, one stream. Small packets: 64-byte UDP payloads from a sendmmsg \
+         generator, counted where they arrive.\n",
+        r["config"]["rounds"], r["config"]["secs"]
+    );
+    let _ = writeln!(
+        md,
+        "| hook set | netpost flags | TCP Gbit/s | ratio | 64 B UDP kpkt/s | ratio |\n|---|---|---|---|---|---|"
+    );
+    let kpps = |v: &Value| {
+        v.as_f64()
+            .map_or("n/a".to_owned(), |v| format!("{:.0}", v / 1e3))
+    };
+    let _ = writeln!(
+        md,
+        "| {BASELINE} | (not running) | {} | 1 | {} | 1 |",
+        fmt(&tcp["baseline"]["median"], 2),
+        kpps(&udp["baseline"]["median"])
+    );
+    for set in &SETS {
+        let (t, u) = (&tcp["sets"][set.name], &udp["sets"][set.name]);
+        let flags = if set.flags.is_empty() {
+            "(defaults)".to_owned()
+        } else {
+            format!("`{}`", set.flags.join(" "))
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {flags} | {} | {} | {} | {} |",
+            set.name,
+            fmt(&t["median"], 2),
+            fmt(&t["ratio"], 3),
+            kpps(&u["median"]),
+            fmt(&u["ratio"], 3)
+        );
+    }
+    let range = |v: &Value, scale: f64| {
+        let s: Vec<f64> = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_f64)
+            .collect();
+        let (lo, hi) = (
+            s.iter().copied().fold(f64::INFINITY, f64::min),
+            s.iter().copied().fold(0.0, f64::max),
+        );
+        if s.is_empty() {
+            "n/a".to_owned()
+        } else {
+            format!("{:.1}-{:.1}", lo / scale, hi / scale)
+        }
+    };
+    let _ = writeln!(
+        md,
+        "\nThe baseline alone ranged {} Gbit/s and {} kpkt/s during the run: differences smaller \
+         than that spread are noise. Every hook set also runs netpost's always-on tracepoint programs \
+         (kfree_skb for drops, fib_table_lookup for routes), which no flag turns off.",
+        range(&tcp["baseline"]["samples"], 1.0),
+        range(&udp["baseline"]["samples"], 1e3),
+    );
+    md.push('\n');
+}
+
+fn userspace(md: &mut String, r: &Value) {
+    let (cpu, rss) = (&r["user_cpu_pct"], &r["user_rss_mib"]);
+    let _ = writeln!(
+        md,
+        "## Userspace cost\n\nnetpost at the default 1 s interval for {} s under {}; CPU from utime+stime, \
+         peak RSS from VmHWM (reached while loading), steady RSS the median VmRSS once a second.\n",
+        cpu["window_s"],
+        cpu["load"].as_str().unwrap_or("load")
+    );
+    let _ = writeln!(
+        md,
+        "| view | CPU % of one core | peak RSS MiB | steady RSS MiB |\n|---|---|---|---|"
+    );
+    let _ = writeln!(
+        md,
+        "| TUI off (`--no-tui`) | {} | {} | {} |",
+        fmt(&cpu["value"], 2),
+        fmt(&rss["value"], 1),
+        fmt(&rss["steady"], 1)
+    );
+    let on = &cpu["tui_on"];
+    match on["reason"].as_str() {
+        Some(why) => {
+            let _ = writeln!(
+                md,
+                "| TUI on | n/a | n/a | n/a |\n\nTUI on not measured: {why}"
+            );
+        }
+        None => {
+            let _ = writeln!(
+                md,
+                "| TUI on (terminal in tmux) | {} | {} | {} |",
+                fmt(&on["value"], 2),
+                fmt(&rss["tui_on"]["value"], 1),
+                fmt(&rss["tui_on"]["steady"], 1)
+            );
+        }
+    }
+    let _ = writeln!(md, "\n{}.", cpu["flows"].as_str().unwrap_or_default());
+}
+
+fn inpath(md: &mut String, r: &Value) {
+    let p = &r["inpath_programs"];
+    let _ = writeln!(md, "\n## On the packet path\n");
+    if let Some(why) = p["reason"].as_str() {
+        let _ = writeln!(md, "Not measured: {why}");
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "The kernel's run-time statistics of netpost's programs during the TUI-off run above \
+         (every hook attached, {} s of the small-packet flood), busiest first. Timing each run \
+         adds a little to it.\n",
+        fmt(&p["window_s"], 0)
+    );
+    let _ = writeln!(
+        md,
+        "| program | runs/s | ns per run | % of one core |\n|---|---|---|---|"
+    );
+    let mut progs: Vec<(&String, &Value)> =
+        p["programs"].as_object().into_iter().flatten().collect();
+    progs.sort_by(|a, b| {
+        b.1["cpu_pct"]
+            .as_f64()
+            .unwrap_or(0.0)
+            .total_cmp(&a.1["cpu_pct"].as_f64().unwrap_or(0.0))
+    });
+    for (name, v) in progs {
+        let _ = writeln!(
+            md,
+            "| `{name}` | {} | {} | {} |",
+            fmt(
+                &v["runs_per_s"],
+                if v["runs_per_s"].as_f64().unwrap_or(0.0) < 100.0 {
+                    1
+                } else {
+                    0
+                }
+            ),
+            fmt(&v["ns_per_run"], 0),
+            fmt(&v["cpu_pct"], 2)
+        );
+    }
+    let _ = writeln!(md, "| total | | | {} |", fmt(&p["total_cpu_pct"], 2));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::report::tests::sample_report;
+    use super::*;
+
+    #[test]
+    fn renders_every_section_from_the_json() {
+        let md = render(&sample_report());
+        for needle in [
+            "## Targets",
+            "| `tcp_throughput_ratio` | 0.980 | >= 0.97 | yes |",
+            "| `tc_ns_per_pkt` | 1.33x floor | <= 2x floor | yes |",
+            "| `ringbuf_max_events_per_s` | n/a | >= 1000000 | not measured |",
+            "| udp_64 | 106 | 55 (2.4x) |",
+            "Netfilter programs not measured: no netfilter test run",
+            "| baseline | (not running) | 11.00 | 1 | 1000 | 1 |",
+            "| all | (defaults) | 9.80 | 0.980 | 800 | 0.800 |",
+            "TUI on not measured: no tmux",
+            "| `netpost_xdp` | 500 | 150 | 0.01 |",
+        ] {
+            assert!(md.contains(needle), "missing {needle:?} in\n{md}");
+        }
+    }
+}
