@@ -59,6 +59,16 @@ fn map_data(map: &Map) -> Option<&MapData> {
 /// Relocates and loads both netfilter programs of `object` against the maps of `ebpf` (which
 /// was loaded from the same object). Call before taking maps out of `ebpf`.
 pub fn load(ebpf: &Ebpf, object: &[u8]) -> Result<NfPrograms, String> {
+    let mut fds = load_named(ebpf, object, &[PROG_NF_HEAD, PROG_NF_TAIL])?.into_iter();
+    match (fds.next(), fds.next()) {
+        (Some(head), Some(tail)) => Ok(NfPrograms { head, tail }),
+        _ => Err("netfilter programs missing".into()),
+    }
+}
+
+/// Relocates the functions `names` of `object` against the maps of `ebpf` (loaded from the
+/// same object) and loads each as a netfilter program (also used by the benchmark).
+pub fn load_named(ebpf: &Ebpf, object: &[u8], names: &[&str]) -> Result<Vec<OwnedFd>, String> {
     let mut obj = aya_obj::Object::parse(object).map_err(|e| format!("parsing object: {e}"))?;
     let text_sections: HashSet<usize> = obj.functions.keys().map(|(section, _)| *section).collect();
     let mut fds: Vec<(String, RawFd)> = Vec::new();
@@ -76,22 +86,20 @@ pub fn load(ebpf: &Ebpf, object: &[u8]) -> Result<NfPrograms, String> {
         .map_err(|e| format!("relocating maps: {e}"))?;
     obj.relocate_calls(&text_sections)
         .map_err(|e| format!("relocating calls: {e}"))?;
-    let license = obj.license.clone();
-    let program = |name: &str| -> Result<OwnedFd, String> {
-        let prog = obj
-            .programs
-            .get(name)
-            .ok_or_else(|| format!("{name} missing from the object"))?;
-        let function = obj
-            .functions
-            .get(&prog.function_key())
-            .ok_or_else(|| format!("{name}: function missing"))?;
-        prog_load(name, &function.instructions, &license)
-    };
-    Ok(NfPrograms {
-        head: program(PROG_NF_HEAD)?,
-        tail: program(PROG_NF_TAIL)?,
-    })
+    names
+        .iter()
+        .map(|&name| {
+            let prog = obj
+                .programs
+                .get(name)
+                .ok_or_else(|| format!("{name} missing from the object"))?;
+            let function = obj
+                .functions
+                .get(&prog.function_key())
+                .ok_or_else(|| format!("{name}: function missing"))?;
+            prog_load(name, &function.instructions, &obj.license)
+        })
+        .collect()
 }
 
 impl NfPrograms {
