@@ -9,6 +9,7 @@
 //! *skb; }`. Kernel struct fields are read with bpf_probe_read_kernel at offsets userspace
 //! found in the running kernel's BTF (aya emits no CO-RE relocations).
 use aya_ebpf::{
+    helpers::bpf_probe_read_kernel_buf,
     macros::map,
     maps::{LruPerCpuHashMap, PerCpuArray},
 };
@@ -70,13 +71,24 @@ pub fn netpost_nf_tail(ctx: *mut BpfNfCtx) -> i32 {
     NF_ACCEPT
 }
 
-/// The IP packet of an skb, read through bpf_probe_read_kernel.
-struct KernelPacket {
+/// Bytes of the IP packet copied in one read before parsing (every header the parser needs
+/// but long IPv6 extension chains).
+const HEADER_COPY: usize = 128;
+
+/// Per-CPU buffer for that copy (too big for the BPF stack).
+#[map(name = "NETPOST_NF_HDR")]
+static HEADERS: PerCpuArray<[u8; HEADER_COPY]> = PerCpuArray::with_max_entries(1, 0);
+
+/// The IP packet of an skb: its first bytes copied with one bpf_probe_read_kernel (one
+/// helper call instead of one per header field), the rest read on demand.
+struct KernelPacket<'a> {
     base: u64,
     len: u32,
+    copy: &'a [u8; HEADER_COPY],
+    copied: u32,
 }
 
-impl PacketBytes for KernelPacket {
+impl PacketBytes for KernelPacket<'_> {
     #[inline(always)]
     fn frame_len(&self) -> u32 {
         self.len
@@ -84,11 +96,77 @@ impl PacketBytes for KernelPacket {
 
     #[inline(always)]
     fn load<const N: usize>(&self, offset: u32) -> Option<[u8; N]> {
-        if offset as usize + N > self.len as usize {
+        let at = offset as usize;
+        if at + N > self.len as usize {
             return None;
+        }
+        if at + N <= self.copied as usize && at + N <= HEADER_COPY {
+            let mut out = [0u8; N];
+            out.copy_from_slice(self.copy.get(at..at + N)?);
+            return Some(out);
         }
         read(self.base, offset)
     }
+}
+
+/// The sk_buff fields netpost reads. They sit close together in every kernel so far: read
+/// them with one helper call over the window they span, field by field only if they do not.
+struct SkbFields {
+    len: u32,
+    head: u64,
+    network: u16,
+    end: u32,
+    nfct: u64,
+}
+
+/// Per-CPU buffer for the sk_buff window.
+#[map(name = "NETPOST_NF_SKB")]
+static SKB_WINDOW: PerCpuArray<[u8; HEADER_COPY]> = PerCpuArray::with_max_entries(1, 0);
+
+#[inline(always)]
+fn field<T: Copy, const N: usize>(window: &[u8; HEADER_COPY], at: u32) -> Option<T> {
+    let at = at as usize;
+    let bytes = window.get(at..at + N)?;
+    // SAFETY: `bytes` holds N = size_of::<T>() bytes of plain data.
+    Some(unsafe { (bytes.as_ptr() as *const T).read_unaligned() })
+}
+
+#[inline(always)]
+fn skb_fields(skb: u64, off: &NfOffsets) -> Option<SkbFields> {
+    let lo = off
+        .skb_len
+        .min(off.skb_head)
+        .min(off.skb_network_header)
+        .min(off.skb_end)
+        .min(off.skb_nfct);
+    let hi = (off.skb_len + 4)
+        .max(off.skb_head + 8)
+        .max(off.skb_network_header + 2)
+        .max(off.skb_end + 4)
+        .max(off.skb_nfct + 8);
+    let span = hi.saturating_sub(lo) as usize;
+    if span == 0 || span > HEADER_COPY {
+        return Some(SkbFields {
+            len: read(skb, off.skb_len)?,
+            head: read(skb, off.skb_head)?,
+            network: read(skb, off.skb_network_header)?,
+            end: read(skb, off.skb_end)?,
+            nfct: read(skb, off.skb_nfct)?,
+        });
+    }
+    let window = SKB_WINDOW.get_ptr_mut(0)?;
+    // SAFETY: this CPU's scratch buffer, used only during this program run.
+    let window = unsafe { &mut *window };
+    // SAFETY: reads `span` bytes of the sk_buff (a bad address only returns an error).
+    unsafe { bpf_probe_read_kernel_buf((skb + lo as u64) as *const u8, window.get_mut(..span)?) }
+        .ok()?;
+    Some(SkbFields {
+        len: field::<u32, 4>(window, off.skb_len - lo)?,
+        head: field::<u64, 8>(window, off.skb_head - lo)?,
+        network: field::<u16, 2>(window, off.skb_network_header - lo)?,
+        end: field::<u32, 4>(window, off.skb_end - lo)?,
+        nfct: field::<u64, 8>(window, off.skb_nfct - lo)?,
+    })
 }
 
 #[inline(always)]
@@ -97,20 +175,43 @@ fn observe(ctx: *mut BpfNfCtx, probe: NfProbe) -> Option<()> {
     let off: NfOffsets = unsafe { core::ptr::read_volatile(&NETPOST_NF_OFFSETS) };
     // SAFETY: the kernel passes a valid bpf_nf_ctx; these are the two fields it has.
     let (state, skb) = unsafe { ((*ctx).state, (*ctx).skb) };
-    let hook: u8 = read(state, off.state_hook)?;
-    let family = NfFamily::from_pf(read(state, off.state_pf)?)?;
+    // hook and pf are neighbouring bytes in nf_hook_state: one read when they are.
+    let (hook, pf): (u8, u8) = if off.state_pf == off.state_hook + 1 {
+        let both: [u8; 2] = read(state, off.state_hook)?;
+        (both[0], both[1])
+    } else {
+        (read(state, off.state_hook)?, read(state, off.state_pf)?)
+    };
+    let family = NfFamily::from_pf(pf)?;
     let hook = match hook {
         0..=4 => hook as u32,
         _ => return None,
     };
     let counters = NF_COUNTERS.get_ptr_mut(family as u32 * 5 + hook)?;
 
-    let len: u32 = read(skb, off.skb_len)?;
-    let head: u64 = read(skb, off.skb_head)?;
-    let network: u16 = read(skb, off.skb_network_header)?;
-    let pkt = KernelPacket {
-        base: head + network as u64,
+    let SkbFields {
         len,
+        head,
+        network,
+        end,
+        nfct,
+    } = skb_fields(skb, &off)?;
+    let base = head + network as u64;
+    let copy = HEADERS.get_ptr_mut(0)?;
+    // SAFETY: this CPU's scratch buffer, used only during this program run.
+    let copy = unsafe { &mut *copy };
+    let copied = (len as usize).min(HEADER_COPY);
+    if copied == 0 {
+        return None;
+    }
+    // SAFETY: reads `copied` bytes of kernel memory into the buffer (a bad address only
+    // returns an error).
+    unsafe { bpf_probe_read_kernel_buf(base as *const u8, copy.get_mut(..copied)?) }.ok()?;
+    let pkt = KernelPacket {
+        base,
+        len,
+        copy,
+        copied: copied as u32,
     };
     let parsed = parse_l3(
         &pkt,
@@ -119,7 +220,6 @@ fn observe(ctx: *mut BpfNfCtx, probe: NfProbe) -> Option<()> {
             NfFamily::Ipv6 => Family::Ipv6,
         },
     );
-    let end: u32 = read(skb, off.skb_end)?;
     let gso_segs: u16 = read(head + end as u64, off.shinfo_gso_segs)?;
     let segments = if gso_segs == 0 { 1 } else { gso_segs as u64 };
 
@@ -144,7 +244,6 @@ fn observe(ctx: *mut BpfNfCtx, probe: NfProbe) -> Option<()> {
             .get_mut(tcp_class(parsed.tcp_flags) as usize)? += segments;
     }
     if probe == NfProbe::Tail {
-        let nfct: u64 = read(skb, off.skb_nfct)?;
         let slot = ct_slot(nfct);
         *counters.ct.get_mut(slot)? += segments;
         // Conntrack creates entries at PREROUTING and OUTPUT; later hooks of the same first
