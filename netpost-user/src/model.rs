@@ -65,6 +65,8 @@ pub struct RawSample {
     pub flows: Option<FlowsRaw>,
     /// Local TCP sockets since start (None without the socket programs).
     pub sockets: Option<SocketsStats>,
+    /// How long reading this sample took, µs.
+    pub collection_us: u64,
 }
 
 impl RawSample {
@@ -91,6 +93,8 @@ pub struct RunInfo {
     pub drops_status: String,
     /// "attached", or why routing decisions are not collected.
     pub routes_status: String,
+    /// "attached", or why the socket tracepoints are not collected.
+    pub sockets_status: String,
 }
 
 /// Packets and bytes of one slice of traffic.
@@ -227,6 +231,10 @@ pub struct Snapshot {
     /// Local TCP sockets: state transitions, SYN-ACK retransmits, resets (null without the
     /// socket tracepoints).
     pub sockets: Option<SocketsStats>,
+    /// "attached", or why the socket tracepoints are not collected.
+    pub sockets_status: String,
+    /// How long the last collection took to read every map and counter, µs.
+    pub collection_us: u64,
 }
 
 /// Folds one hook's raw per-(family, proto) counters into its totals and splits.
@@ -367,6 +375,8 @@ pub fn build_snapshot(now: &RawSample, prev: &RawSample, info: &RunInfo) -> Snap
         flows_active: now.flows.as_ref().map_or(0, |f| f.active),
         events_lost: now.flows.as_ref().map_or(0, |f| f.events_lost),
         sockets: now.sockets.clone(),
+        sockets_status: info.sockets_status.clone(),
+        collection_us: now.collection_us,
     }
 }
 
@@ -399,6 +409,7 @@ mod tests {
             ifnames: BTreeMap::new(),
             flows: None,
             sockets: None,
+            collection_us: 0,
         }
     }
 

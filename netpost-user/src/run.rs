@@ -62,6 +62,7 @@ pub async fn run(
         netfilter_status: attachment.netfilter_status().clone(),
         drops_status: attachment.drops_status().to_string(),
         routes_status: attachment.routes_status().to_string(),
+        sockets_status: attachment.sockets_status().to_string(),
     };
     // Hooks are attached one after another; counting from this read on gives every hook
     // the same window.
@@ -78,6 +79,7 @@ pub async fn run(
     // before the baselines.
     ready();
     let sample = |elapsed: Duration| -> anyhow::Result<RawSample> {
+        let began = std::time::Instant::now();
         let now = attachment.read().context("reading counters")?;
         let nf_now = attachment.read_netfilter().context("reading counters")?;
         let conntrack = conntrack::read();
@@ -112,6 +114,7 @@ pub async fn run(
             _ => None,
         };
         Ok(RawSample {
+            collection_us: began.elapsed().as_micros() as u64,
             sockets,
             flows: Some(flows),
             routes,

@@ -90,7 +90,13 @@ fn completed_connections_are_established_with_a_handshake_rtt() {
 fn connections_to_a_closed_port_are_reset_by_the_server() {
     require_root();
     let pair = VethPair::new();
-    let netpost = Netpost::start(&pair.ns_b.name, &[&pair.b.ifname], &[]);
+    let events = std::env::temp_dir().join(format!("{}.events", pair.b.ifname));
+    let events_arg = events.display().to_string();
+    let netpost = Netpost::start(
+        &pair.ns_b.name,
+        &[&pair.b.ifname],
+        &["--events", &events_arg],
+    );
     let addr = SocketAddr::new(IpAddr::V4(pair.b.ip4), 5301);
     pair.ns_a.run(move || {
         for _ in 0..3 {
@@ -111,6 +117,15 @@ fn connections_to_a_closed_port_are_reset_by_the_server() {
         "{}",
         snap["sockets"]
     );
+    // Each reset is attributed: the server (the SYN's receiver) sent it.
+    let lines = read_lines(&events);
+    let resets: Vec<_> = lines.iter().filter(|e| e["event"] == "reset").collect();
+    assert_eq!(resets.len(), 3, "{lines:?}");
+    assert!(
+        resets.iter().all(|e| e["reset_by"] == "server"),
+        "{resets:?}"
+    );
+    let _ = std::fs::remove_file(&events);
 }
 
 #[test]

@@ -497,3 +497,12 @@ fn without_netfilter_the_hooks_say_so_and_xdp_tc_still_count() {
     assert!(boxed(&grid, "XDP")[0].contains("1.2k/s"));
     assert!(text(&buf).contains("busiest: arriving on the wire"));
 }
+
+#[test]
+fn the_header_counts_lost_events() {
+    let mut snap = fixture();
+    snap.events_lost = 3;
+    let app = app_with(snap);
+    let screen = text(&render(&app, Theme::plain(), 200, 60));
+    assert!(screen.contains("lost 3"), "{screen}");
+}

@@ -104,6 +104,15 @@ impl Header<'_> {
             priority: 2,
             spans: nf,
         });
+        // Events the kernel could not hand over: flow events and drop samples.
+        let lost = snap.events_lost + snap.drops.as_ref().map_or(0, |d| d.events_lost);
+        parts.push(Part {
+            priority: 1,
+            spans: vec![
+                Span::styled("lost ", t.dim()),
+                Span::styled(fmt::count(lost), if lost > 0 { t.warn() } else { t.text() }),
+            ],
+        });
         if !self.app.filter().is_empty() {
             parts.push(Part {
                 priority: 0,

@@ -58,6 +58,19 @@ fn attach_status(enc: &mut DescriptorEncoder, snap: &Snapshot) -> fmt::Result {
         "1 when the netfilter programs are linked at all five hooks of the family, 0 when off or unavailable (the reason is in netpost's stderr and JSON).",
         None,
         linked,
+    )?;
+    let tracepoints = [
+        ("kfree_skb", snap.drops_status.as_str()),
+        ("fib_table_lookup", snap.routes_status.as_str()),
+        ("sockets", snap.sockets_status.as_str()),
+    ]
+    .map(|(program, status)| ([("program", program)], i64::from(status == "attached")));
+    gauge(
+        enc,
+        "netpost_tracepoint_attached",
+        "1 when netpost's tracepoint program is attached (kfree_skb: drop reasons, fib_table_lookup: routing, sockets: TCP socket tracepoints), 0 when unavailable.",
+        None,
+        tracepoints,
     )
 }
 
@@ -84,6 +97,11 @@ fn snapshot_times(enc: &mut DescriptorEncoder, snap: &Snapshot, now_ms: u64) -> 
             "netpost_collection_interval",
             "Length of the last collection interval.",
             secs(snap.interval_ms),
+        ),
+        (
+            "netpost_collection_duration",
+            "Time the last collection took to read every map and counter.",
+            snap.collection_us as f64 / 1e6,
         ),
     ];
     for (name, help, value) in gauges {

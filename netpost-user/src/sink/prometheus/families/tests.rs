@@ -257,6 +257,8 @@ fn every_family_is_netpost_prefixed_typed_and_helped_with_fixed_label_names() {
             ("gauge", &["interface", "hook", "mode"]),
         ),
         ("netpost_netfilter_linked", ("gauge", &["family"])),
+        ("netpost_tracepoint_attached", ("gauge", &["program"])),
+        ("netpost_collection_duration_seconds", ("gauge", &[])),
         ("netpost_snapshot_timestamp_seconds", ("gauge", &[])),
         ("netpost_snapshot_age_seconds", ("gauge", &[])),
         ("netpost_start_time_seconds", ("gauge", &[])),
