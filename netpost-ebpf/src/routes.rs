@@ -1,4 +1,5 @@
-//! IPv4 routing decisions: the `fib_table_lookup` raw tracepoint
+//! Routing decisions. IPv6: the `fib6_table_lookup` raw tracepoint, every lookup of the
+//! watched namespace (its namespace is an argument). IPv4: the `fib_table_lookup` raw tracepoint
 //! (fib_table_lookup(tb_id, flowi4, nexthop, err) on this kernel). Successful lookups are
 //! counted per (table, output device, gateway, destination) for the watched namespace,
 //! found through the nexthop's device. Failed lookups carry no nexthop and so no namespace:
@@ -8,11 +9,12 @@ use aya_ebpf::{
     maps::LruPerCpuHashMap,
     programs::RawTracePointContext,
 };
-use netpost_common::drops::{ROUTE_KEYS, RouteKey, RouteOffsets};
+use netpost_common::drops::{ROUTE_KEYS, Route6Key, RouteKey, RouteOffsets};
 
 use crate::kernel::{is_watched, read};
 
 const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
 
 /// Filled in by userspace before loading.
 #[unsafe(no_mangle)]
@@ -25,7 +27,61 @@ static NETPOST_ROUTE_OFFSETS: RouteOffsets = RouteOffsets {
     net_inum: 0,
     flow_daddr: 0,
     watch_inum: 0,
+    res6_nh: 0,
+    res6_type: 0,
+    table6_id: 0,
+    flow6_daddr: 0,
 };
+
+#[map(name = "NETPOST_ROUTES6")]
+static ROUTES6: LruPerCpuHashMap<Route6Key, u64> =
+    LruPerCpuHashMap::with_max_entries(ROUTE_KEYS, 0);
+
+/// fib6_table_lookup(net, result, table, flowi6): one event per table consulted.
+#[raw_tracepoint(tracepoint = "fib6_table_lookup")]
+pub fn netpost_fib6_lookup(ctx: RawTracePointContext) -> i32 {
+    let _ = observe6(&ctx);
+    0
+}
+
+#[inline(always)]
+fn observe6(ctx: &RawTracePointContext) -> Option<()> {
+    // SAFETY: a read-only global; volatile so the compiler keeps the load userspace patches.
+    let off: RouteOffsets = unsafe { core::ptr::read_volatile(&NETPOST_ROUTE_OFFSETS) };
+    let net: u64 = ctx.arg(0);
+    let res: u64 = ctx.arg(1);
+    let table: u64 = ctx.arg(2);
+    let flow: u64 = ctx.arg(3);
+    is_watched(net, off.net_inum, off.watch_inum)?;
+    let mut key = Route6Key {
+        table: if table == 0 {
+            0
+        } else {
+            read(table, off.table6_id)?
+        },
+        route_type: read(res, off.res6_type)?,
+        dst: read(flow, off.flow6_daddr)?,
+        ..Route6Key::default()
+    };
+    let nh: u64 = read(res, off.res6_nh)?;
+    if nh != 0 {
+        let dev: u64 = read(nh, off.nhc_dev)?;
+        if dev != 0 {
+            key.oif = read(dev, off.dev_ifindex)?;
+        }
+        if read::<u8>(nh, off.nhc_gw_family)? == AF_INET6 {
+            key.gateway = read(nh, off.nhc_gw)?;
+        }
+    }
+    match ROUTES6.get_ptr_mut(key) {
+        // SAFETY: this CPU's copy of a valid map value.
+        Some(count) => unsafe { *count += 1 },
+        None => {
+            let _ = ROUTES6.insert(key, 1u64, 0);
+        }
+    }
+    Some(())
+}
 
 #[map(name = "NETPOST_ROUTES")]
 static ROUTES: LruPerCpuHashMap<RouteKey, u64> = LruPerCpuHashMap::with_max_entries(ROUTE_KEYS, 0);

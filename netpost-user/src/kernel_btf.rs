@@ -344,6 +344,10 @@ impl KernelBtf {
             net_inum: self.net_inum()?,
             flow_daddr: at("flowi4", "daddr", 4)?,
             watch_inum: 0,
+            res6_nh: at("fib6_result", "nh", 8)?,
+            res6_type: at("fib6_result", "fib6_type", 1)?,
+            table6_id: at("fib6_table", "tb6_id", 4)?,
+            flow6_daddr: at("flowi6", "daddr", 16)?,
         })
     }
 

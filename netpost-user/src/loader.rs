@@ -382,9 +382,7 @@ impl Attachment {
     }
 
     /// Route lookups per key now (None when not attached).
-    pub fn read_routes(
-        &self,
-    ) -> io::Result<Option<BTreeMap<netpost_common::drops::RouteKey, u64>>> {
+    pub fn read_routes(&self) -> io::Result<Option<route_watch::RoutesRaw>> {
         if self.routes_status != "attached" {
             return Ok(None);
         }

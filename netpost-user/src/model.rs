@@ -57,8 +57,8 @@ pub struct RawSample {
     pub ct_sources: Vec<TopSource>,
     /// Drops since start (None without the drop program).
     pub drops: Option<DropsRaw>,
-    /// Route lookups since start (None without the route program).
-    pub routes: Option<BTreeMap<netpost_common::drops::RouteKey, u64>>,
+    /// Route lookups since start (None without the route programs).
+    pub routes: Option<route_watch::RoutesRaw>,
     /// Names of the output devices in `routes`.
     pub ifnames: BTreeMap<u32, String>,
     /// The flow table and handshake counters (None without flow tracking).

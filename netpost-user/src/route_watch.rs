@@ -4,19 +4,21 @@ use std::{
     collections::{BTreeMap, HashMap},
     ffi::CStr,
     io,
-    net::Ipv4Addr,
+    net::{Ipv4Addr, Ipv6Addr},
 };
 
 use aya::{
     Ebpf,
     maps::{MapData, PerCpuHashMap},
 };
-use netpost_common::drops::{RouteKey, RouteOffsets};
+use netpost_common::drops::{Route6Key, RouteKey, RouteOffsets};
 use serde::Serialize;
 
 use crate::{drops::DropsStats, kernel_btf::KernelBtf, maps_util};
 
 pub const PROG_FIB_LOOKUP: &str = "netpost_fib_lookup";
+pub const PROG_FIB6_LOOKUP: &str = "netpost_fib6_lookup";
+const MAP_ROUTES6: &str = "NETPOST_ROUTES6";
 pub const GLOBAL_ROUTE_OFFSETS: &str = "NETPOST_ROUTE_OFFSETS";
 const MAP_ROUTES: &str = "NETPOST_ROUTES";
 /// Destinations named per result.
@@ -32,15 +34,42 @@ pub fn offsets(btf: &KernelBtf, watch_inum: u32) -> Result<RouteOffsets, String>
 }
 
 pub fn load(ebpf: &mut Ebpf) -> Result<(), String> {
-    maps_util::load_raw_tp(ebpf, PROG_FIB_LOOKUP)
+    maps_util::load_raw_tp(ebpf, PROG_FIB_LOOKUP)?;
+    maps_util::load_raw_tp(ebpf, PROG_FIB6_LOOKUP)
 }
 
 pub fn attach(ebpf: &mut Ebpf) -> Result<(), String> {
-    maps_util::attach_raw_tp(ebpf, PROG_FIB_LOOKUP, "fib_table_lookup")
+    maps_util::attach_raw_tp(ebpf, PROG_FIB_LOOKUP, "fib_table_lookup")?;
+    maps_util::attach_raw_tp(ebpf, PROG_FIB6_LOOKUP, "fib6_table_lookup")
 }
 
 pub struct RouteMap {
     routes: PerCpuHashMap<MapData, RouteKey, u64>,
+    routes6: PerCpuHashMap<MapData, Route6Key, u64>,
+}
+
+/// Lookups per key since start, both families.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoutesRaw {
+    pub v4: BTreeMap<RouteKey, u64>,
+    pub v6: BTreeMap<Route6Key, u64>,
+}
+
+impl RoutesRaw {
+    pub fn since(&self, baseline: &RoutesRaw) -> RoutesRaw {
+        RoutesRaw {
+            v4: crate::drops::since(&self.v4, &baseline.v4),
+            v6: crate::drops::since(&self.v6, &baseline.v6),
+        }
+    }
+
+    /// Output devices the lookups name.
+    pub fn oifs(&self) -> impl Iterator<Item = u32> + '_ {
+        self.v4
+            .keys()
+            .map(|k| k.oif)
+            .chain(self.v6.keys().map(|k| k.oif))
+    }
 }
 
 impl RouteMap {
@@ -48,20 +77,29 @@ impl RouteMap {
         let map = ebpf
             .take_map(MAP_ROUTES)
             .ok_or_else(|| format!("map {MAP_ROUTES} missing"))?;
+        let map6 = ebpf
+            .take_map(MAP_ROUTES6)
+            .ok_or_else(|| format!("map {MAP_ROUTES6} missing"))?;
         Ok(RouteMap {
             routes: PerCpuHashMap::try_from(map).map_err(|e| e.to_string())?,
+            routes6: PerCpuHashMap::try_from(map6).map_err(|e| e.to_string())?,
         })
     }
 
     /// Lookups per key, summed over CPUs.
-    pub fn read(&self) -> io::Result<BTreeMap<RouteKey, u64>> {
-        maps_util::sum_hash(&self.routes)
+    pub fn read(&self) -> io::Result<RoutesRaw> {
+        Ok(RoutesRaw {
+            v4: maps_util::sum_hash(&self.routes)?,
+            v6: maps_util::sum_hash(&self.routes6)?,
+        })
     }
 }
 
 /// One routing result: where lookups sent packets, or that there was no route.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct RouteResult {
+    /// "ipv4" or "ipv6"; null for the "no route" packets (both families).
+    pub family: Option<String>,
     /// "main", "local", "default" or the table number; null for "no route".
     pub table: Option<String>,
     /// "via GW dev DEV", "dev DEV" or "no route".
@@ -80,6 +118,9 @@ pub struct RoutingStats {
     pub lookups: u64,
     /// Packets dropped for lack of a route (IP_INNOROUTES + IP_OUTNOROUTES drops).
     pub no_route: u64,
+    /// IPv6 lookups that found no route (unreachable, blackhole or prohibit) in any table but
+    /// "local" (which every lookup consults first).
+    pub ipv6_no_route_lookups: u64,
     pub by_result: Vec<RouteResult>,
 }
 
@@ -106,12 +147,84 @@ pub fn ifname(ifindex: u32) -> String {
         .into_owned()
 }
 
+/// What an IPv6 lookup's route type means for the packet.
+fn route6_result(route_type: u8, dev: &str, gateway: Option<&str>) -> String {
+    match (route_type, gateway) {
+        (2, _) => format!("local dev {dev}"),
+        (6, _) => "blackhole".into(),
+        (7, _) => "unreachable".into(),
+        (8, _) => "prohibit".into(),
+        (_, Some(g)) => format!("via {g} dev {dev}"),
+        (_, None) => format!("dev {dev}"),
+    }
+}
+
+const RTN_UNICAST: u8 = 1;
+const RTN_LOCAL: u8 = 2;
+const RT_TABLE_LOCAL: u32 = 255;
+
+/// The IPv6 results, busiest first, and the lookups that found no route.
+fn stats6(
+    lookups: &BTreeMap<Route6Key, u64>,
+    ifname: &dyn Fn(u32) -> String,
+) -> (Vec<RouteResult>, u64, u64) {
+    type Group = (u64, Vec<(u64, [u8; 16])>);
+    let mut groups: HashMap<(u32, u8, u32, [u8; 16]), Group> = HashMap::new();
+    let mut found = 0;
+    let mut no_route = 0;
+    for (key, n) in lookups {
+        let routed = matches!(key.route_type, RTN_UNICAST | RTN_LOCAL);
+        // Every lookup tries "local" first; missing there is not a failure.
+        if !routed && key.table == RT_TABLE_LOCAL {
+            continue;
+        }
+        if routed {
+            found += n;
+        } else {
+            no_route += n;
+        }
+        let g = groups
+            .entry((key.table, key.route_type, key.oif, key.gateway))
+            .or_default();
+        g.0 += n;
+        g.1.push((*n, key.dst));
+    }
+    let results = groups
+        .into_iter()
+        .map(|((table, route_type, oif, gw), (n, mut dsts))| {
+            dsts.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+            let routed = matches!(route_type, RTN_UNICAST | RTN_LOCAL);
+            let dev = routed.then(|| ifname(oif));
+            let gateway = (gw != [0; 16]).then(|| Ipv6Addr::from(gw).to_string());
+            RouteResult {
+                family: Some("ipv6".into()),
+                table: Some(table_name(table)),
+                result: route6_result(
+                    route_type,
+                    dev.as_deref().unwrap_or("-"),
+                    gateway.as_deref(),
+                ),
+                dev,
+                gateway,
+                lookups: n,
+                destinations: dsts
+                    .into_iter()
+                    .take(TOP_DESTINATIONS)
+                    .map(|(c, d)| (Ipv6Addr::from(d).to_string(), c))
+                    .collect(),
+            }
+        })
+        .collect();
+    (results, found, no_route)
+}
+
 /// Folds lookups since start into results (busiest first) and adds the no-route drops.
 pub fn stats(
-    lookups: &BTreeMap<RouteKey, u64>,
+    routes: &RoutesRaw,
     drops: Option<&DropsStats>,
     ifname: &dyn Fn(u32) -> String,
 ) -> RoutingStats {
+    let lookups = &routes.v4;
     // (table, device, gateway) -> (lookups, [(lookups, destination)])
     type Group = (u64, Vec<(u64, [u8; 4])>);
     let mut groups: HashMap<(u32, u32, [u8; 4]), Group> = HashMap::new();
@@ -127,6 +240,7 @@ pub fn stats(
             let dev = ifname(oif);
             let gateway = (gw != [0; 4]).then(|| Ipv4Addr::from(gw).to_string());
             RouteResult {
+                family: Some("ipv4".into()),
                 table: Some(table_name(table)),
                 result: match &gateway {
                     Some(g) => format!("via {g} dev {dev}"),
@@ -143,6 +257,8 @@ pub fn stats(
             }
         })
         .collect();
+    let (results6, found6, no_route6) = stats6(&routes.v6, ifname);
+    by_result.extend(results6);
     by_result.sort_by(|a, b| b.lookups.cmp(&a.lookups).then(a.result.cmp(&b.result)));
     let no_route: u64 = drops
         .map(|d| {
@@ -161,8 +277,9 @@ pub fn stats(
         });
     }
     RoutingStats {
-        lookups: lookups.values().sum(),
+        lookups: lookups.values().sum::<u64>() + found6,
         no_route,
+        ipv6_no_route_lookups: no_route6,
         by_result,
     }
 }
@@ -201,15 +318,56 @@ mod tests {
             ..Default::default()
         };
         let names = |i: u32| format!("veth{i}");
-        let s = stats(&lookups, Some(&drops), &names);
-        assert_eq!((s.lookups, s.no_route), (42, 4));
+        let mut v6key = Route6Key {
+            table: 254,
+            oif: 4,
+            route_type: 1,
+            ..Default::default()
+        };
+        v6key.dst[15] = 9;
+        let unreachable_main = Route6Key {
+            table: 254,
+            route_type: 7,
+            ..Default::default()
+        };
+        let local_miss = Route6Key {
+            table: 255,
+            route_type: 7,
+            ..Default::default()
+        };
+        let routes = RoutesRaw {
+            v4: lookups,
+            v6: [(v6key, 6), (unreachable_main, 2), (local_miss, 8)].into(),
+        };
+        let s = stats(&routes, Some(&drops), &names);
+        assert_eq!((s.lookups, s.no_route), (48, 4), "IPv4 42 + IPv6 found 6");
+        assert_eq!(
+            s.ipv6_no_route_lookups, 2,
+            "the local table's misses do not count"
+        );
+        let v6 = s
+            .by_result
+            .iter()
+            .find(|r| r.family.as_deref() == Some("ipv6") && r.lookups == 6)
+            .unwrap();
+        assert_eq!(v6.result, "dev veth4");
+        assert_eq!(v6.destinations["::9"], 6);
+        assert!(
+            s.by_result
+                .iter()
+                .any(|r| r.result == "unreachable" && r.lookups == 2)
+        );
+        assert!(
+            !s.by_result.iter().any(|r| r.lookups == 8),
+            "local misses are not listed"
+        );
         assert_eq!(s.by_result[0].result, "dev veth2");
         assert_eq!(s.by_result[0].lookups, 35);
         assert_eq!(s.by_result[0].table.as_deref(), Some("main"));
         assert_eq!(s.by_result[0].destinations["10.0.1.2"], 30);
         assert_eq!(s.by_result[1].result, "via 10.0.0.1 dev veth3");
-        assert_eq!(s.by_result[2].result, "no route");
-        assert_eq!(s.by_result[2].lookups, 4);
+        let last = s.by_result.last().unwrap();
+        assert_eq!((last.result.as_str(), last.lookups), ("no route", 4));
     }
 
     #[test]

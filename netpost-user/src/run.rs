@@ -96,10 +96,10 @@ pub async fn run(
         let routes = attachment
             .read_routes()
             .context("reading counters")?
-            .map(|r| crate::drops::since(&r, &route_baseline));
+            .map(|r| r.since(&route_baseline));
         let ifnames = routes
             .iter()
-            .flat_map(|r| r.keys().map(|k| k.oif))
+            .flat_map(|r| r.oifs())
             .map(|i| (i, crate::route_watch::ifname(i)))
             .collect();
         let flows = attachment

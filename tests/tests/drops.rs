@@ -170,3 +170,45 @@ fn drops_in_other_namespaces_do_not_leak_in() {
     assert_eq!(num(&snap["drops"], &["total"]), 3, "{}", snap["drops"]);
     assert_eq!(num(reason(&snap, "NO_SOCKET"), &["packets"]), 3);
 }
+
+#[test]
+fn ipv6_forwarding_and_ipv6_no_route_show_in_routing() {
+    require_root();
+    let r = Router::new();
+    let rx = netpost_tests::traffic::udp_receiver(&r.ns_server, IpAddr::V6(r.server.ip6), 7907);
+    let netpost = Netpost::start(&r.ns_router.name, &[&r.router_client.ifname], &[]);
+    udp_send(
+        &r.ns_client,
+        SocketAddr::new(IpAddr::V6(r.server.ip6), 7907),
+        9,
+        32,
+    );
+    netpost_tests::traffic::udp_receive(&rx, 9);
+    // 2001:db8::/32 is for documentation: the router has no route there (nor an uplink).
+    let nowhere: std::net::Ipv6Addr = "2001:db8::1".parse().unwrap();
+    udp_send(
+        &r.ns_client,
+        SocketAddr::new(IpAddr::V6(nowhere), 7908),
+        4,
+        32,
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let snap = netpost.stop();
+    let routing = &snap["routing"];
+    let results = routing["by_result"].as_array().unwrap();
+    let to_server = results
+        .iter()
+        .find(|x| x["family"] == "ipv6" && x["dev"] == r.router_server.ifname.as_str())
+        .unwrap_or_else(|| panic!("no IPv6 route via the server side: {routing}"));
+    let dst = r.server.ip6.to_string();
+    assert_eq!(num(to_server, &["destinations", &dst]), 9, "{routing}");
+    assert!(num(routing, &["ipv6_no_route_lookups"]) >= 4, "{routing}");
+    let unreachable = results
+        .iter()
+        .find(|x| x["family"] == "ipv6" && x["result"] == "unreachable")
+        .unwrap_or_else(|| panic!("no unreachable IPv6 result: {routing}"));
+    assert!(
+        num(unreachable, &["destinations", "2001:db8::1"]) >= 4,
+        "{routing}"
+    );
+}

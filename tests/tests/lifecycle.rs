@@ -199,6 +199,7 @@ fn sigkill_leaves_nothing_attached() {
     assert_eq!(
         names,
         [
+            "netpost_fib6_lookup",
             "netpost_fib_lookup",
             "netpost_kfree_skb",
             "netpost_nf_head",

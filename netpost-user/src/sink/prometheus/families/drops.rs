@@ -47,13 +47,14 @@ pub fn encode_routing(enc: &mut DescriptorEncoder, routing: &RoutingStats) -> fm
     counter(
         enc,
         "netpost_route_lookups",
-        "Successful IPv4 route lookups in the watched namespace, by table, output device and gateway (empty: directly connected).",
+        "Route lookups in the watched namespace that found a route, by family, table, output device and gateway (empty: directly connected).",
         None,
         routing.by_result.iter().filter_map(|r| {
             Some((
                 [
+                    ("family", r.family.clone()?),
                     ("table", r.table.clone()?),
-                    ("dev", r.dev.clone().unwrap_or_default()),
+                    ("dev", r.dev.clone()?),
                     ("gateway", r.gateway.clone().unwrap_or_default()),
                 ],
                 r.lookups,
@@ -66,6 +67,13 @@ pub fn encode_routing(enc: &mut DescriptorEncoder, routing: &RoutingStats) -> fm
         "Packets dropped in the watched namespace for lack of a route (IP_INNOROUTES, IP_OUTNOROUTES).",
         None,
         [(NO_LABELS, routing.no_route)],
+    )?;
+    counter(
+        enc,
+        "netpost_route_ipv6_no_route_lookups",
+        "IPv6 route lookups in the watched namespace that found no route (unreachable, blackhole, prohibit), the local table's misses excluded.",
+        None,
+        [(NO_LABELS, routing.ipv6_no_route_lookups)],
     )
 }
 
@@ -108,8 +116,10 @@ mod tests {
         let routing = RoutingStats {
             lookups: 5,
             no_route: 3,
+            ipv6_no_route_lookups: 0,
             by_result: vec![
                 RouteResult {
+                    family: Some("ipv4".into()),
                     table: Some("main".into()),
                     result: "dev veth1".into(),
                     dev: Some("veth1".into()),
@@ -131,7 +141,7 @@ mod tests {
             r#"netpost_drops_total{reason="NO_SOCKET",location="__udp4_lib_rcv"} 12"#,
             r#"netpost_drops_by_proto_total{reason="NO_SOCKET",proto="udp"} 12"#,
             r#"netpost_events_lost_total{source="drop_samples"} 2"#,
-            r#"netpost_route_lookups_total{table="main",dev="veth1",gateway=""} 5"#,
+            r#"netpost_route_lookups_total{family="ipv4",table="main",dev="veth1",gateway=""} 5"#,
             "netpost_route_no_route_packets_total 3",
         ] {
             assert!(
