@@ -22,6 +22,9 @@ pub struct FlowRow {
     pub bytes: u64,
     /// Handshake time on the wire (SYN -> SYN-ACK -> ACK), µs; null until established.
     pub rtt_us: Option<u32>,
+    /// Its two halves: SYN -> SYN-ACK and SYN-ACK -> ACK, µs (null until measured).
+    pub rtt_synack_us: Option<u32>,
+    pub rtt_ack_us: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
@@ -183,6 +186,8 @@ pub fn row(key: &FlowKey, v: &FlowValue, iface: String) -> FlowRow {
         bytes: v.bytes[0] + v.bytes[1],
         rtt_us: (established && v.handshake.rtt_syn_us > 0)
             .then(|| v.handshake.rtt_syn_us + v.handshake.rtt_ack_us),
+        rtt_synack_us: (v.handshake.rtt_syn_us > 0).then_some(v.handshake.rtt_syn_us),
+        rtt_ack_us: (v.handshake.rtt_ack_us > 0).then_some(v.handshake.rtt_ack_us),
     }
 }
 
@@ -318,6 +323,7 @@ mod tests {
             ("10.0.0.1:40000", "10.0.0.200:80")
         );
         assert_eq!((r.stage.as_str(), r.rtt_us), ("established", Some(100)));
+        assert_eq!((r.rtt_synack_us, r.rtt_ack_us), (Some(40), Some(60)));
         assert_eq!((r.packets, r.bytes), (51, 5000));
         let r = row(&k, &value(5000, Stage::SynSent, false), "veth0".into());
         assert_eq!(r.src, "10.0.0.200:80", "the high endpoint sent the SYN");

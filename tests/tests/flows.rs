@@ -59,6 +59,11 @@ fn completed_connections_are_established_with_a_handshake_rtt() {
         assert_eq!(f["dst"], format!("{}:5201", pair.b.ip4));
         assert_eq!(f["stage"], "closed");
         assert!(num(f, &["rtt_us"]) > 0);
+        assert_eq!(
+            num(f, &["rtt_us"]),
+            num(f, &["rtt_synack_us"]) + num(f, &["rtt_ack_us"]),
+            "both halves of the handshake: {f}"
+        );
     }
     // Every flow's packets add up to what tc counted.
     let flow_packets: u64 = flows.iter().map(|f| num(f, &["packets"])).sum();

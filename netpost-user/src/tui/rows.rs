@@ -214,6 +214,7 @@ mod flow_tests {
             packets,
             bytes,
             rtt_us: rtt,
+            ..Default::default()
         }
     }
 

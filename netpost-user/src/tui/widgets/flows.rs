@@ -180,6 +180,7 @@ mod tests {
             packets: bytes / 100,
             bytes,
             rtt_us: rtt,
+            ..Default::default()
         };
         Snapshot {
             elapsed_ms: 1000,
