@@ -7,6 +7,10 @@
 /// How many interfaces one netpost can watch (the counters array is sized for this).
 pub const MAX_IFACES: u32 = 64;
 
+/// Interfaces with an ifindex below this are found by array index (one cheap lookup per
+/// packet); larger ifindexes through a hash map.
+pub const IFINDEX_ARRAY: u32 = 4096;
+
 /// Where on the packet path a counter was taken.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -151,7 +155,8 @@ impl HookCounters {
 pub struct IfaceInfo {
     /// Index of this interface's counters ([`HookCounters::index`]).
     pub slot: u32,
-    /// The interface MTU, to tell how many wire segments a super-packet stands for.
+    /// The interface MTU, to tell how many wire segments a super-packet stands for. 0 marks
+    /// an unused entry of the by-index array.
     pub mtu: u32,
 }
 

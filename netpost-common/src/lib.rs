@@ -12,5 +12,7 @@ pub mod netfilter;
 pub mod parse;
 
 pub use account::{Accounting, account, estimate_segments};
-pub use counters::{Counters, Family, Hook, HookCounters, IfaceInfo, MAX_IFACES, Proto};
+pub use counters::{
+    Counters, Family, Hook, HookCounters, IFINDEX_ARRAY, IfaceInfo, MAX_IFACES, Proto,
+};
 pub use parse::{PacketBytes, Parsed, parse, parse_l3};

@@ -1,7 +1,9 @@
 //! The per-packet work every hook shares: parse, account, add to this CPU's counters.
-use netpost_common::{Accounting, Hook, HookCounters, PacketBytes, Parsed, account, parse};
+use netpost_common::{
+    Accounting, Hook, HookCounters, IFINDEX_ARRAY, PacketBytes, Parsed, account, parse,
+};
 
-use crate::maps::{COUNTERS, IFACES};
+use crate::maps::{COUNTERS, IFACES, IFACES_BY_INDEX};
 
 /// What a hook knows about a frame beyond its bytes.
 pub struct FrameMeta {
@@ -17,8 +19,16 @@ pub struct FrameMeta {
 /// Not inlined: its stack frame is gone before the flow tracking's begins.
 #[inline(never)]
 pub fn count<P: PacketBytes>(hook: Hook, pkt: &P, meta: FrameMeta) -> Option<(Parsed, Accounting)> {
-    // SAFETY: the value is plain data that only userspace writes, before attaching.
-    let iface = unsafe { IFACES.get(meta.ifindex) }?;
+    let iface = if meta.ifindex < IFINDEX_ARRAY {
+        let iface = IFACES_BY_INDEX.get(meta.ifindex)?;
+        if iface.mtu == 0 {
+            return None;
+        }
+        iface
+    } else {
+        // SAFETY: the value is plain data that only userspace writes, before attaching.
+        unsafe { IFACES.get(meta.ifindex) }?
+    };
     let counters = COUNTERS.get_ptr_mut(HookCounters::index(iface.slot, hook))?;
     let parsed = parse(pkt);
     let segments = if meta.gso_segs == 0 {

@@ -6,12 +6,12 @@ use std::{collections::BTreeMap, io, path::Path};
 
 use aya::{
     Btf, Ebpf, EbpfLoader,
-    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap},
+    maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap},
     programs::{ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode, tc},
     util::KernelVersion,
 };
 use netpost_common::{
-    Hook, HookCounters, IfaceInfo, MAX_IFACES,
+    Hook, HookCounters, IFINDEX_ARRAY, IfaceInfo, MAX_IFACES,
     netfilter::{CtSource, NfFamily, NfHook, NfHookCounters},
 };
 
@@ -37,6 +37,7 @@ pub const PROG_XDP: &str = "netpost_xdp";
 pub const PROG_TC_IN: &str = "netpost_tc_in";
 pub const PROG_TC_OUT: &str = "netpost_tc_out";
 const MAP_IFACES: &str = "NETPOST_IFACES";
+const MAP_IFACES_BY_INDEX: &str = "NETPOST_IFACES_BY_INDEX";
 const MAP_COUNTERS: &str = "NETPOST_COUNTERS";
 const MAP_NF: &str = "NETPOST_NF";
 const MAP_CT_SOURCES: &str = "NETPOST_CT_SOURCES";
@@ -245,14 +246,31 @@ impl Programs {
 
     /// Tells the programs to count frames of `ifindex` into counters `slot`.
     pub fn register(&mut self, ifindex: u32, slot: u32, mtu: u32) -> Result<(), SetupError> {
+        // An MTU of 0 marks an unused array entry; no real device has one.
+        let info = IfaceInfo {
+            slot,
+            mtu: mtu.max(1),
+        };
+        let missing = |name: &str| SetupError::Load(format!("map {name} missing"));
+        if ifindex < IFINDEX_ARRAY {
+            let map = self
+                .ebpf
+                .map_mut(MAP_IFACES_BY_INDEX)
+                .ok_or_else(|| missing(MAP_IFACES_BY_INDEX))?;
+            let mut ifaces: Array<_, IfaceInfo> =
+                Array::try_from(map).map_err(|e| SetupError::Load(e.to_string()))?;
+            return ifaces
+                .set(ifindex, info, 0)
+                .map_err(|e| SetupError::Load(format!("{MAP_IFACES_BY_INDEX}: {e}")));
+        }
         let map = self
             .ebpf
             .map_mut(MAP_IFACES)
-            .ok_or_else(|| SetupError::Load(format!("map {MAP_IFACES} missing")))?;
+            .ok_or_else(|| missing(MAP_IFACES))?;
         let mut ifaces: BpfHashMap<_, u32, IfaceInfo> =
             BpfHashMap::try_from(map).map_err(|e| SetupError::Load(e.to_string()))?;
         ifaces
-            .insert(ifindex, IfaceInfo { slot, mtu }, 0)
+            .insert(ifindex, info, 0)
             .map_err(|e| SetupError::Load(format!("{MAP_IFACES}: {e}")))
     }
 
