@@ -116,6 +116,27 @@ pub struct ReasonStats {
     pub by_proto: BTreeMap<String, u64>,
 }
 
+impl ReasonStats {
+    /// The kernel function that dropped most of these packets.
+    pub fn top_location(&self) -> &str {
+        self.locations
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .map(|(l, _)| l.as_str())
+            .unwrap_or("?")
+    }
+}
+
+impl DropsStats {
+    /// Reasons, most packets first (ties by name).
+    pub fn busiest(&self) -> Vec<(&str, &ReasonStats)> {
+        let mut reasons: Vec<(&str, &ReasonStats)> =
+            self.reasons.iter().map(|(n, r)| (n.as_str(), r)).collect();
+        reasons.sort_by(|a, b| b.1.packets.cmp(&a.1.packets).then(a.0.cmp(b.0)));
+        reasons
+    }
+}
+
 /// A sampled dropped packet.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SampleView {

@@ -34,3 +34,12 @@ pub fn sh(program: &str, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Polls `done` every 20 ms for up to 5 s; fails the test with `what()` if it never holds.
+pub fn wait_until(mut done: impl FnMut() -> bool, what: impl Fn() -> String) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{}", what());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

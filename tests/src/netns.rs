@@ -51,6 +51,24 @@ impl NetNs {
         sh("ip", &all)
     }
 
+    /// Turns conntrack on in the namespace: any conntrack match does, this one (dropping
+    /// INVALID packets in `chain`) changes nothing for well-formed traffic.
+    pub fn enable_conntrack(&self, chain: &str) {
+        self.exec(
+            "iptables",
+            &[
+                "-A",
+                chain,
+                "-m",
+                "conntrack",
+                "--ctstate",
+                "INVALID",
+                "-j",
+                "DROP",
+            ],
+        );
+    }
+
     /// Runs `f` on a thread that lives in this namespace; sockets it creates stay there.
     pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
         let path = format!("/run/netns/{}", self.name);

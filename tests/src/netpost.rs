@@ -183,6 +183,34 @@ impl Drop for Netpost {
     }
 }
 
+/// A file path for netpost to write to (`--events`), removed on drop.
+pub struct TempOutput {
+    pub path: PathBuf,
+}
+
+impl TempOutput {
+    pub fn new(tag: &str) -> TempOutput {
+        TempOutput {
+            path: std::env::temp_dir().join(crate::netns::unique_name(tag)),
+        }
+    }
+
+    /// The path as a command-line argument.
+    pub fn arg(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    pub fn lines(&self) -> Vec<Value> {
+        read_lines(&self.path)
+    }
+}
+
+impl Drop for TempOutput {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 pub fn read_lines(path: &PathBuf) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()

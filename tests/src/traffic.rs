@@ -44,18 +44,14 @@ pub fn udp_pending(sock: &UdpSocket) -> usize {
 /// Polls `value` until it returns `want` (for counters of packets a test sent that no
 /// socket receives, e.g. drops), panicking with the last value after 5 seconds.
 pub fn wait_for_value(what: &str, want: u64, mut value: impl FnMut() -> u64) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let got = value();
-        if got == want {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what}: {got}, expected {want}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut got = 0;
+    crate::wait_until(
+        || {
+            got = value();
+            got == want
+        },
+        || format!("{what}: expected {want}"),
+    );
 }
 
 /// Sends `count` datagrams of `size` payload bytes from `ns` to `dst`.

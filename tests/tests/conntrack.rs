@@ -13,20 +13,7 @@ use netpost_tests::{
 fn conntrack_count_rises_by_the_flows_made_and_each_creation_is_seen() {
     require_root();
     let pair = VethPair::new();
-    // Any conntrack rule turns conntrack on in the namespace.
-    pair.ns_b.exec(
-        "iptables",
-        &[
-            "-A",
-            "INPUT",
-            "-m",
-            "conntrack",
-            "--ctstate",
-            "INVALID",
-            "-j",
-            "DROP",
-        ],
-    );
+    pair.ns_b.enable_conntrack("INPUT");
     let rx = udp_receiver(&pair.ns_b, IpAddr::V4(pair.b.ip4), 7701);
     let netpost = Netpost::start(&pair.ns_b.name, &[&pair.b.ifname], &[]);
     // 25 flows: each send comes from a fresh socket, so a fresh source port.

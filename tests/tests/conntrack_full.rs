@@ -41,19 +41,7 @@ fn a_full_table_drops_new_connections_and_both_views_count_them() {
     const LIMIT: u64 = 8;
     const ATTEMPTS: u64 = 5;
     let pair = VethPair::new();
-    pair.ns_b.exec(
-        "iptables",
-        &[
-            "-A",
-            "INPUT",
-            "-m",
-            "conntrack",
-            "--ctstate",
-            "INVALID",
-            "-j",
-            "DROP",
-        ],
-    );
+    pair.ns_b.enable_conntrack("INPUT");
     let _max = ConntrackMax::set(LIMIT);
     let addr = SocketAddr::new(IpAddr::V4(pair.b.ip4), 7801);
     let listener = pair

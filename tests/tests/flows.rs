@@ -8,7 +8,7 @@ use std::{
 
 use netpost_tests::{
     netns::VethPair,
-    netpost::{Netpost, hook, num, read_lines},
+    netpost::{Netpost, TempOutput, hook, num},
     require_root,
     traffic::{tcp_exchange, udp_receiver},
 };
@@ -28,12 +28,11 @@ fn burst(pair: &VethPair, dst: SocketAddr, flows: usize) {
 fn completed_connections_are_established_with_a_handshake_rtt() {
     require_root();
     let pair = VethPair::new();
-    let events = std::env::temp_dir().join(format!("{}.events", pair.b.ifname));
-    let events_arg = events.display().to_string();
+    let events = TempOutput::new("npev");
     let netpost = Netpost::start(
         &pair.ns_b.name,
         &[&pair.b.ifname],
-        &["--events", &events_arg],
+        &["--events", &events.arg()],
     );
     for _ in 0..4 {
         tcp_exchange(&pair.ns_a, &pair.ns_b, &pair.b, 2000, 100);
@@ -84,23 +83,21 @@ fn completed_connections_are_established_with_a_handshake_rtt() {
         4,
         "a listener per exchange: {sockets}"
     );
-    let lines = read_lines(&events);
+    let lines = events.lines();
     let established = lines.iter().filter(|e| e["event"] == "established").count();
     assert_eq!(established, 4, "{lines:?}");
     assert!(lines.iter().all(|e| e["iface"] == pair.b.ifname.as_str()));
-    let _ = std::fs::remove_file(&events);
 }
 
 #[test]
 fn connections_to_a_closed_port_are_reset_by_the_server() {
     require_root();
     let pair = VethPair::new();
-    let events = std::env::temp_dir().join(format!("{}.events", pair.b.ifname));
-    let events_arg = events.display().to_string();
+    let events = TempOutput::new("npev");
     let netpost = Netpost::start(
         &pair.ns_b.name,
         &[&pair.b.ifname],
-        &["--events", &events_arg],
+        &["--events", &events.arg()],
     );
     let addr = SocketAddr::new(IpAddr::V4(pair.b.ip4), 5301);
     pair.ns_a.run(move || {
@@ -123,14 +120,13 @@ fn connections_to_a_closed_port_are_reset_by_the_server() {
         snap["sockets"]
     );
     // Each reset is attributed: the server (the SYN's receiver) sent it.
-    let lines = read_lines(&events);
+    let lines = events.lines();
     let resets: Vec<_> = lines.iter().filter(|e| e["event"] == "reset").collect();
     assert_eq!(resets.len(), 3, "{lines:?}");
     assert!(
         resets.iter().all(|e| e["reset_by"] == "server"),
         "{resets:?}"
     );
-    let _ = std::fs::remove_file(&events);
 }
 
 #[test]
@@ -143,12 +139,11 @@ fn a_dropped_port_leaves_half_open_flows_and_syn_retransmits() {
         "iptables",
         &["-A", "INPUT", "-p", "tcp", "--dport", "5401", "-j", "DROP"],
     );
-    let events = std::env::temp_dir().join(format!("{}.events", pair.b.ifname));
-    let events_arg = events.display().to_string();
+    let events = TempOutput::new("npev");
     let netpost = Netpost::start(
         &pair.ns_b.name,
         &[&pair.b.ifname],
-        &["--events", &events_arg],
+        &["--events", &events.arg()],
     );
     pair.ns_a.run(move || {
         // The first SYN retransmit goes out after 1 s.
@@ -165,14 +160,13 @@ fn a_dropped_port_leaves_half_open_flows_and_syn_retransmits() {
     assert_eq!(num(h, &["half_open"]), 1, "{h}");
     assert_eq!(num(h, &["timed_out"]), 1, "{h}");
     assert_eq!(snap["flows"][0]["stage"], "syn_sent");
-    let lines = read_lines(&events);
+    let lines = events.lines();
     let timeouts: Vec<_> = lines
         .iter()
         .filter(|e| e["event"] == "handshake_timeout")
         .collect();
     assert_eq!(timeouts.len(), 1, "{lines:?}");
     assert_eq!(timeouts[0]["dst"], addr.to_string());
-    let _ = std::fs::remove_file(&events);
 }
 
 #[test]

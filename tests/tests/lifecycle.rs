@@ -6,7 +6,7 @@ use netpost_tests::{
     kernel::{Attached, attached_programs, program_exists, programs_of_pid},
     netns::{NetNs, VethPair},
     netpost::{Netpost, binary, run},
-    require_root,
+    require_root, wait_until,
 };
 
 /// The single line netpost printed on stderr for a refused run.
@@ -27,18 +27,15 @@ fn ours() -> Attached {
 
 /// Links are released when their last fd closes; give the kernel a moment.
 fn wait_until_clean(ns: &NetNs, ifname: &str) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let now = attached_programs(ns, ifname);
-        if now.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still attached to {ifname}: {now:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        || attached_programs(ns, ifname).is_empty(),
+        || {
+            format!(
+                "still attached to {ifname}: {:?}",
+                attached_programs(ns, ifname)
+            )
+        },
+    );
 }
 
 #[test]
@@ -218,14 +215,10 @@ fn sigkill_leaves_nothing_attached() {
     wait_until_clean(&pair.ns_b, "lo");
     // A program lives as long as an fd or a link holds it: gone means no link survived,
     // the netfilter and tracepoint links included (they are not visible per device).
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while programs.iter().any(|(id, _)| program_exists(*id)) {
-        assert!(
-            Instant::now() < deadline,
-            "programs outlived SIGKILL: {programs:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        || !programs.iter().any(|(id, _)| program_exists(*id)),
+        || format!("programs outlived SIGKILL: {programs:?}"),
+    );
 }
 
 #[test]

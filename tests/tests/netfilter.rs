@@ -178,20 +178,7 @@ fn nftables_drop_counts_for_ipv4_and_ipv6_forwarding() {
 fn tcp_through_the_router_shows_new_then_established_and_the_handshake() {
     require_root();
     let r = Router::new();
-    // Any conntrack match turns conntrack on in the namespace.
-    r.ns_router.exec(
-        "iptables",
-        &[
-            "-A",
-            "FORWARD",
-            "-m",
-            "conntrack",
-            "--ctstate",
-            "INVALID",
-            "-j",
-            "DROP",
-        ],
-    );
+    r.ns_router.enable_conntrack("FORWARD");
     let (in_before, out_before) = (
         snmp(&r.ns_server, "Tcp", "InSegs"),
         snmp(&r.ns_server, "Tcp", "OutSegs"),

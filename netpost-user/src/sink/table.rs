@@ -97,20 +97,11 @@ pub fn render(snap: &Snapshot) -> String {
 
 /// One line: the drop total and the busiest reasons with the function that dropped most.
 fn render_drops(d: &crate::drops::DropsStats) -> String {
-    let mut reasons: Vec<_> = d.reasons.iter().collect();
-    reasons.sort_by(|a, b| b.1.packets.cmp(&a.1.packets).then(a.0.cmp(b.0)));
-    let top: Vec<String> = reasons
-        .iter()
+    let top: Vec<String> = d
+        .busiest()
+        .into_iter()
         .take(3)
-        .map(|(reason, r)| {
-            let function = r
-                .locations
-                .iter()
-                .max_by_key(|(_, n)| **n)
-                .map(|(f, _)| f.as_str())
-                .unwrap_or("?");
-            format!("{reason} {} in {function}", count(r.packets))
-        })
+        .map(|(reason, r)| format!("{reason} {} in {}", count(r.packets), r.top_location()))
         .collect();
     format!(
         "drops        {} ({}/s){}{}\n",

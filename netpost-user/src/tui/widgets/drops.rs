@@ -53,15 +53,8 @@ fn lines(d: &DropsStats, t: Theme) -> Vec<Line<'static>> {
             t.warn(),
         ),
     ])];
-    let mut reasons: Vec<_> = d.reasons.iter().collect();
-    reasons.sort_by(|a, b| b.1.packets.cmp(&a.1.packets).then(a.0.cmp(b.0)));
-    for (reason, r) in reasons {
-        let location = r
-            .locations
-            .iter()
-            .max_by_key(|(_, n)| **n)
-            .map(|(l, _)| l.as_str())
-            .unwrap_or("?");
+    for (reason, r) in d.busiest() {
+        let location = r.top_location();
         let protos: Vec<&str> = r.by_proto.keys().map(String::as_str).collect();
         out.push(Line::from(vec![
             Span::styled(format!("✗ {reason:<18}"), t.drop()),
