@@ -3,7 +3,11 @@ use netpost_common::{
     Accounting, Hook, HookCounters, IFINDEX_ARRAY, PacketBytes, Parsed, account, parse,
 };
 
-use crate::maps::{COUNTERS, IFACES, IFACES_BY_INDEX};
+use crate::{
+    flows::{self, FlowPacket},
+    maps::{COUNTERS, IFACES, IFACES_BY_INDEX},
+    packet::Words,
+};
 
 /// What a hook knows about a frame beyond its bytes.
 pub struct FrameMeta {
@@ -15,10 +19,55 @@ pub struct FrameMeta {
     pub gso_segs: u32,
 }
 
-/// Counts one frame; returns what it parsed and added, for the hooks that do more with it.
-/// Not inlined: its stack frame is gone before the flow tracking's begins.
+/// What [`count_tc`] did.
+pub mod outcome {
+    /// The frame's interface is not watched.
+    pub const NOT_COUNTED: u32 = 0;
+    /// Counted; no flow can take it.
+    pub const UNTRACKED: u32 = 1;
+    /// Counted, and `Counted` holds what its flow needs.
+    pub const FLOW: u32 = 2;
+}
+
+/// What the flow update needs of a frame counted at tc.
+pub struct Counted {
+    pub packets: u64,
+    pub bytes: u64,
+    pub flow: FlowPacket,
+}
+
+/// Counts one frame at tc and reads what its flow needs into `out` (filled when it returns
+/// [`outcome::FLOW`]). The packet is read here only, so the flow update runs in the caller
+/// without another BPF-to-BPF call. Not inlined: the verifier would explore the flow update
+/// once per path through the parser otherwise (far too many).
 #[inline(never)]
-pub fn count<P: PacketBytes>(hook: Hook, pkt: &P, meta: FrameMeta) -> Option<(Parsed, Accounting)> {
+pub fn count_tc<P: Words>(hook: Hook, pkt: &P, meta: FrameMeta, out: *mut Counted) -> u32 {
+    let ifindex = meta.ifindex;
+    let Some((parsed, add)) = count_inline(hook, pkt, meta) else {
+        return outcome::NOT_COUNTED;
+    };
+    let Some(flow) = flows::read(pkt, &parsed, ifindex) else {
+        return outcome::UNTRACKED;
+    };
+    // SAFETY: `out` points at the caller's Counted, which nothing else uses meanwhile.
+    unsafe {
+        out.write(Counted {
+            packets: add.packets,
+            bytes: add.bytes,
+            flow,
+        })
+    };
+    outcome::FLOW
+}
+
+/// Counts one frame; returns what it parsed and added. Inlined where nothing follows (XDP,
+/// loopback ingress): a BPF-to-BPF call and return cost as much as a good part of the work.
+#[inline(always)]
+pub fn count_inline<P: PacketBytes>(
+    hook: Hook,
+    pkt: &P,
+    meta: FrameMeta,
+) -> Option<(Parsed, Accounting)> {
     let iface = if meta.ifindex < IFINDEX_ARRAY {
         let iface = IFACES_BY_INDEX.get(meta.ifindex)?;
         if iface.mtu == 0 {

@@ -12,7 +12,7 @@ use netpost_common::drops::{
     DROP_KEYS, DropKey, DropOffsets, DropSample, SAMPLE_GAP_NS, SAMPLE_SLOTS,
 };
 
-use crate::kernel::{is_watched, read};
+use crate::kernel::{Window, is_watched, read};
 
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -58,11 +58,17 @@ pub fn netpost_kfree_skb(ctx: RawTracePointContext) -> i32 {
 /// yet routed to one, through its socket.
 #[inline(always)]
 fn skb_net(skb: u64, off: &DropOffsets) -> Option<u64> {
-    let dev: u64 = read(skb, off.skb_dev)?;
+    // dev and sk are neighbours in sk_buff: one read for both.
+    let ptrs = Window::<16>::read(
+        skb,
+        off.skb_dev.min(off.skb_sk),
+        (off.skb_dev + 8).max(off.skb_sk + 8),
+    );
+    let dev: u64 = ptrs.get(off.skb_dev)?;
     if dev != 0 {
         return read(dev, off.dev_net);
     }
-    let sk: u64 = read(skb, off.skb_sk)?;
+    let sk: u64 = ptrs.get(off.skb_sk)?;
     if sk == 0 {
         return None;
     }
@@ -79,24 +85,42 @@ fn observe(ctx: &RawTracePointContext) -> Option<()> {
     if off.watch_inum != 0 {
         is_watched(skb_net(skb, &off)?, off.net_inum, off.watch_inum)?;
     }
-    let ethertype = u16::from_be(read::<u16>(skb, off.skb_protocol)?);
+    // The ethertype and where the IP header is (None: not IP, or no network header).
+    let (ethertype, ip) = {
+        // protocol, network_header and head sit together near the end of sk_buff.
+        let fields = Window::<32>::read(
+            skb,
+            off.skb_protocol
+                .min(off.skb_network_header)
+                .min(off.skb_head),
+            (off.skb_protocol + 2)
+                .max(off.skb_network_header + 2)
+                .max(off.skb_head + 8),
+        );
+        let ethertype = u16::from_be(fields.get::<u16>(off.skb_protocol)?);
+        let ip = if ethertype == ETH_P_IP || ethertype == ETH_P_IPV6 {
+            let head: u64 = fields.get(off.skb_head)?;
+            let network: u16 = fields.get(off.skb_network_header)?;
+            (network != HEADER_UNSET).then_some(head + network as u64)
+        } else {
+            None
+        };
+        (ethertype, ip)
+    };
     let mut sample = DropSample {
         location,
         reason,
         ethertype,
         ..DropSample::default()
     };
-    if ethertype == ETH_P_IP || ethertype == ETH_P_IPV6 {
-        let head: u64 = read(skb, off.skb_head)?;
-        let network: u16 = read(skb, off.skb_network_header)?;
-        if network != HEADER_UNSET {
-            read_tuple(head + network as u64, &mut sample);
-        }
-    }
+    let ipproto = match ip {
+        Some(ip) => read_tuple(ip, &mut sample) as u8,
+        None => 0,
+    };
     let key = DropKey {
         reason,
         ethertype,
-        ipproto: sample.ipproto,
+        ipproto,
         _pad: 0,
         location,
     };
@@ -110,31 +134,42 @@ fn observe(ctx: &RawTracePointContext) -> Option<()> {
     maybe_sample(sample)
 }
 
-/// Fills protocol, addresses and ports from the IP header at `ip`, as far as readable.
+/// Fills protocol, addresses and ports from the IP header at `ip`, as far as readable, and
+/// returns `s.ipproto`. Not inlined: the read buffer stays out of the caller's stack frame.
+/// The caller uses the value it returns: one it ignored could be left undefined, and R0
+/// then hold a stack pointer, which the verifier refuses.
+#[inline(never)]
+fn read_tuple(ip: u64, s: &mut DropSample) -> u32 {
+    let _ = fill_tuple(ip, s);
+    s.ipproto as u32
+}
+
 #[inline(always)]
-fn read_tuple(ip: u64, s: &mut DropSample) -> Option<()> {
-    let first: u8 = read(ip, 0)?;
+fn fill_tuple(ip: u64, s: &mut DropSample) -> Option<()> {
+    // One read for the IP header and the ports behind it (but long IPv4 options).
+    let pkt = Window::<64>::read(ip, 0, 64);
+    let first: u8 = pkt.get(0)?;
     let l4 = match first >> 4 {
         4 => {
-            let h: [u8; 20] = read(ip, 0)?;
+            let h: [u8; 20] = pkt.get(0)?;
             s.ip_version = 4;
             s.ipproto = h[9];
             s.src[..4].copy_from_slice(&h[12..16]);
             s.dst[..4].copy_from_slice(&h[16..20]);
-            ip + ((h[0] & 0x0f) as u64) * 4
+            (h[0] & 0x0f) as u32 * 4
         }
         6 => {
-            let h: [u8; 40] = read(ip, 0)?;
+            let h: [u8; 40] = pkt.get(0)?;
             s.ip_version = 6;
             s.ipproto = h[6];
             s.src.copy_from_slice(&h[8..24]);
             s.dst.copy_from_slice(&h[24..40]);
-            ip + 40
+            40
         }
         _ => return None,
     };
     if s.ipproto == 6 || s.ipproto == 17 {
-        let ports: [u8; 4] = read(l4, 0)?;
+        let ports: [u8; 4] = pkt.get(l4)?;
         s.sport = u16::from_be_bytes([ports[0], ports[1]]);
         s.dport = u16::from_be_bytes([ports[2], ports[3]]);
     }

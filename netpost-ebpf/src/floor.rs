@@ -1,4 +1,4 @@
-//! Empty programs, one per program type netpost uses: the benchmark (`cargo xtask bench`)
+//! Empty programs, one per program type netpost uses, and the event producer: the benchmark (`cargo xtask bench`)
 //! runs them next to netpost's programs so the cost of running *any* program of that type
 //! (the floor) can be told apart from the cost of netpost's own work. netpost never loads
 //! or attaches them: the loader only loads programs it asks for by name.
@@ -9,6 +9,16 @@ use aya_ebpf::{
 };
 
 const NF_ACCEPT: i32 = 1;
+
+/// The benchmark's event producer: one flow event per run, so BPF_PROG_TEST_RUN with
+/// `repeat` N submits N events to netpost's flow-event ring buffer at the kernel's pace. A tc
+/// program: an XDP test run with repeat > 1 swaps the XDP dispatcher twice, waiting for RCU
+/// (~20 ms per call).
+#[classifier]
+pub fn netpost_bench_events(_ctx: TcContext) -> i32 {
+    crate::flows::emit_bench_event();
+    TC_ACT_UNSPEC
+}
 
 #[xdp]
 pub fn netpost_floor_xdp(_ctx: XdpContext) -> u32 {

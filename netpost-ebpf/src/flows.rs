@@ -10,19 +10,22 @@ use aya_ebpf::{
     maps::{LruHashMap, PerCpuArray, RingBuf},
 };
 use netpost_common::{
-    Family, PacketBytes, Parsed, Proto,
+    Family, Parsed, Proto,
     flows::{DEFAULT_MAX_FLOWS, FlowEvent, FlowKey, FlowValue, event, funnel},
-    handshake::{Change, Segment, canonical},
+    handshake::{Change, Segment, canonical_words},
 };
+
+use crate::packet::Words;
 
 /// Sized by userspace (`--max-flows`).
 #[map(name = "NETPOST_FLOWS")]
 static FLOWS: LruHashMap<FlowKey, FlowValue> = LruHashMap::with_max_entries(DEFAULT_MAX_FLOWS, 0);
 
 #[map(name = "NETPOST_FLOW_EVENTS")]
-static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
+static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
 
-/// Per-CPU scratch for the flow key.
+/// Per-CPU scratch for a flow key (the benchmark's event producer; flows build theirs on
+/// the stack).
 #[map(name = "NETPOST_FLOW_KEY")]
 static KEY_SCRATCH: PerCpuArray<FlowKey> = PerCpuArray::with_max_entries(1, 0);
 
@@ -41,35 +44,43 @@ fn bump(index: u32, by: u64) {
     }
 }
 
-/// Updates the flow `pkt` belongs to (`bytes` and `segments` as the hook counted them) and
-/// returns whether it could. Not inlined, so its stack frame does not add to the counting
-/// code's; it returns a value the caller uses because a BPF subprogram compiled as `void`
-/// can leave a stack pointer in R0, which the verifier refuses.
-#[inline(never)]
-pub fn track<P: PacketBytes>(
-    pkt: &P,
-    parsed: &Parsed,
-    ifindex: u32,
-    bytes: u64,
-    segments: u64,
-) -> u32 {
-    update(pkt, parsed, ifindex, bytes, segments).is_some() as u32
-}
-
 /// Counts a packet the flow table could not take (not IP, headers out of reach, map full).
 #[inline(always)]
 pub fn count_untracked() {
     bump(funnel::UNTRACKED, 1);
 }
 
+/// FlowValue in u64s, to zero it word by word.
+const VALUE_WORDS: usize = core::mem::size_of::<FlowValue>() / 8;
+const _: () = assert!(core::mem::size_of::<FlowValue>().is_multiple_of(8));
+
+/// Words back to the key's bytes (same memory order).
 #[inline(always)]
-fn update<P: PacketBytes>(
-    pkt: &P,
-    parsed: &Parsed,
-    ifindex: u32,
-    bytes: u64,
-    segments: u64,
-) -> Option<()> {
+fn addr_bytes(w: [u32; 4]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for (chunk, w) in out.chunks_exact_mut(4).zip(w) {
+        chunk.copy_from_slice(&w.to_ne_bytes());
+    }
+    out
+}
+
+/// What the flow table needs of one packet: read while the packet is being counted (in the
+/// counting subprogram, which has the packet at hand), applied by [`update`] afterwards.
+pub struct FlowPacket {
+    pub key: FlowKey,
+    /// 0 when sent by the key's low endpoint, 1 by the high one (an integer, not a bool: the
+    /// compiler drops the bounds check of an index made from a bool, which the verifier
+    /// needs once the value has been through memory).
+    pub dir: u32,
+    pub tcp_flags: u8,
+    pub seq: u32,
+    pub ack: u32,
+}
+
+/// What the flow table needs of `pkt` on `ifindex`; None when no flow can take it (not
+/// TCP/UDP/ICMP over IP, headers out of reach).
+#[inline(always)]
+pub fn read<P: Words>(pkt: &P, parsed: &Parsed, ifindex: u32) -> Option<FlowPacket> {
     let ipproto: u8 = match parsed.proto {
         Proto::Tcp => 6,
         Proto::Udp => 17,
@@ -85,32 +96,23 @@ fn update<P: PacketBytes>(
         return None;
     }
     let (l2, l4) = (l2 & 31, l4 & 511);
-    // The key is built in per-CPU scratch: with the rest of this function it would not fit
-    // the 512-byte BPF stack.
-    let key = KEY_SCRATCH.get_ptr_mut(0)?;
-    // SAFETY: this CPU's scratch value; nothing else holds it during the program.
-    let key = unsafe { &mut *key };
-    key.ifindex = ifindex;
-    key.proto = ipproto;
-    key._pad = 0;
-    key.lo = [0; 16];
-    key.hi = [0; 16];
-    match parsed.family {
+    // Addresses as words of four bytes in packet order: loaded, compared and stored a word at
+    // a time (byte by byte, with a byte-loop memset first, the key cost more than the map
+    // lookup).
+    let (ip_version, src, dst) = match parsed.family {
         Family::Ipv4 => {
-            let a: [u8; 8] = pkt.load(l2 + 12)?;
-            key.lo[..4].copy_from_slice(&a[..4]);
-            key.hi[..4].copy_from_slice(&a[4..]);
-            key.ip_version = 4;
+            let [src, dst] = pkt.words::<2>(l2 + 12)?;
+            (4, [src, 0, 0, 0], [dst, 0, 0, 0])
         }
         Family::Ipv6 => {
-            key.lo = pkt.load(l2 + 8)?;
-            key.hi = pkt.load(l2 + 24)?;
-            key.ip_version = 6;
+            let [s0, s1, s2, s3, d0, d1, d2, d3] = pkt.words::<8>(l2 + 8)?;
+            (6, [s0, s1, s2, s3], [d0, d1, d2, d3])
         }
         Family::Other => return None,
-    }
+    };
     let (sport, dport) = if ipproto == 6 || ipproto == 17 {
-        let p: [u8; 4] = pkt.load(l4)?;
+        let [ports] = pkt.words::<1>(l4)?;
+        let p = ports.to_ne_bytes();
         (
             u16::from_be_bytes([p[0], p[1]]),
             u16::from_be_bytes([p[2], p[3]]),
@@ -119,14 +121,44 @@ fn update<P: PacketBytes>(
         (0, 0)
     };
     // Source into lo, destination into hi: swap when the destination orders first.
-    let from_low = canonical(&key.lo, sport, &key.hi, dport);
-    if from_low {
-        (key.lo_port, key.hi_port) = (sport, dport);
+    let from_low = canonical_words(&src, sport, &dst, dport);
+    let (lo, lo_port, hi, hi_port) = if from_low {
+        (src, sport, dst, dport)
     } else {
-        core::mem::swap(&mut key.lo, &mut key.hi);
-        (key.lo_port, key.hi_port) = (dport, sport);
-    }
-    let key: &FlowKey = key;
+        (dst, dport, src, sport)
+    };
+    let [seq, ack] = if ipproto == 6 {
+        pkt.words::<2>(l4 + 4)?.map(u32::from_be)
+    } else {
+        [0, 0]
+    };
+    Some(FlowPacket {
+        // Written whole: no scratch map lookup and no zeroing first.
+        key: FlowKey {
+            ifindex,
+            ip_version,
+            proto: ipproto,
+            _pad: 0,
+            lo_port,
+            hi_port,
+            lo: addr_bytes(lo),
+            hi: addr_bytes(hi),
+        },
+        dir: if from_low { 0 } else { 1 },
+        tcp_flags: parsed.tcp_flags,
+        seq,
+        ack,
+    })
+}
+
+/// Adds a packet read by [`read`] (`bytes` and `segments` as the hook counted them) to its
+/// flow, inserting the flow if it is new; None when the flow table could not take it.
+#[inline(always)]
+pub fn update(fp: &FlowPacket, bytes: u64, segments: u64) -> Option<()> {
+    let key = &fp.key;
+    let ipproto = key.proto;
+    let dir = (fp.dir & 1) as usize;
+    let from_low = dir == 0;
     // SAFETY: a helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let flow = match FLOWS.get_ptr_mut(key) {
@@ -134,8 +166,13 @@ fn update<P: PacketBytes>(
         None => {
             let blank = BLANK.get_ptr_mut(0)?;
             // SAFETY: this CPU's scratch value; nothing else holds it during the program.
+            // Zeroed a u64 at a time (volatile, or LLVM makes it a call to a byte-by-byte
+            // memset loop).
             unsafe {
-                *blank = FlowValue::default();
+                let words = blank as *mut u64;
+                for i in 0..VALUE_WORDS {
+                    words.add(i).write_volatile(0);
+                }
                 (*blank).first_ns = now;
             }
             // Another CPU may have inserted it meanwhile: NOEXIST keeps theirs. By reference:
@@ -157,18 +194,15 @@ fn update<P: PacketBytes>(
     // SAFETY: a valid map value; concurrent updates from other CPUs may race (counts per
     // flow are approximate under contention; the global counters are exact).
     let flow = unsafe { &mut *flow };
-    let dir = if from_low { 0 } else { 1 };
     flow.last_ns = now;
     *flow.packets.get_mut(dir)? += segments;
     *flow.bytes.get_mut(dir)? += bytes;
     if ipproto != 6 {
         return Some(());
     }
-    let flags = parsed.tcp_flags;
+    let flags = fp.tcp_flags;
     *flow.flags.get_mut(dir)? |= flags;
-    let seq_ack: [u8; 8] = pkt.load(l4 + 4)?;
-    let seq = u32::from_be_bytes([seq_ack[0], seq_ack[1], seq_ack[2], seq_ack[3]]);
-    let ack = u32::from_be_bytes([seq_ack[4], seq_ack[5], seq_ack[6], seq_ack[7]]);
+    let (seq, ack) = (fp.seq, fp.ack);
     let (syn_rtx, synack_rtx) = (
         flow.handshake.syn_retransmits,
         flow.handshake.synack_retransmits,
@@ -180,15 +214,20 @@ fn update<P: PacketBytes>(
         ack,
     };
     let change = flow.handshake.on_packet(segment, now);
-    bump(
-        funnel::SYN_RETRANSMITS,
-        flow.handshake.syn_retransmits.wrapping_sub(syn_rtx) as u64,
-    );
-    bump(
-        funnel::SYNACK_RETRANSMITS,
-        flow.handshake.synack_retransmits.wrapping_sub(synack_rtx) as u64,
-    );
-    let (counter, kind, by_client) = match change? {
+    // Adding 0 would cost a map lookup on every TCP packet.
+    let syn_rtx = flow.handshake.syn_retransmits.wrapping_sub(syn_rtx);
+    if syn_rtx != 0 {
+        bump(funnel::SYN_RETRANSMITS, syn_rtx as u64);
+    }
+    let synack_rtx = flow.handshake.synack_retransmits.wrapping_sub(synack_rtx);
+    if synack_rtx != 0 {
+        bump(funnel::SYNACK_RETRANSMITS, synack_rtx as u64);
+    }
+    // Most packets change nothing: the flow took them all the same.
+    let Some(change) = change else {
+        return Some(());
+    };
+    let (counter, kind, by_client) = match change {
         Change::Opened => (funnel::SYN, event::NEW_FLOW, false),
         Change::Answered => (funnel::SYNACK, event::ANSWERED, false),
         Change::Established => (funnel::ESTABLISHED, event::ESTABLISHED, false),
@@ -197,6 +236,23 @@ fn update<P: PacketBytes>(
     };
     bump(counter, 1);
     emit(key, kind, flow, by_client, now);
+    Some(())
+}
+
+/// Emits one ESTABLISHED event for a zeroed flow with fixed handshake RTTs: the benchmark's
+/// event producer (bench.rs), through the same reserve/submit and loss counting as real
+/// flows, and with RTTs so userspace takes its full per-event path.
+#[inline(always)]
+pub fn emit_bench_event() -> Option<()> {
+    let key = KEY_SCRATCH.get_ptr_mut(0)?;
+    let blank = BLANK.get_ptr_mut(0)?;
+    // SAFETY: this CPU's scratch values; nothing else holds them during the program.
+    let (key, blank) = unsafe { (&*key, &mut *blank) };
+    blank.handshake.rtt_syn_us = 100;
+    blank.handshake.rtt_ack_us = 50;
+    // SAFETY: a helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    emit(key, event::ESTABLISHED, blank, false, now);
     Some(())
 }
 

@@ -3,6 +3,13 @@
 //! passes every frame, tc hands every skb on to whatever runs next.
 #![no_std]
 #![no_main]
+// `bpf_target_arch` is set by aya-build (the host's architecture), unknown to check-cfg.
+#![allow(unexpected_cfgs)]
+// Inline asm for BPF (packet.rs) where it is used; the crate builds with nightly anyway.
+#![cfg_attr(
+    any(bpf_target_arch = "x86_64", bpf_target_arch = "aarch64"),
+    feature(asm_experimental_arch)
+)]
 
 mod count;
 mod drops;

@@ -11,7 +11,7 @@ use aya_ebpf::{
 };
 use netpost_common::drops::{ROUTE_KEYS, Route6Key, RouteKey, RouteOffsets};
 
-use crate::kernel::{is_watched, read};
+use crate::kernel::{Window, is_watched, read};
 
 const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
@@ -53,24 +53,30 @@ fn observe6(ctx: &RawTracePointContext) -> Option<()> {
     let table: u64 = ctx.arg(2);
     let flow: u64 = ctx.arg(3);
     is_watched(net, off.net_inum, off.watch_inum)?;
+    let res_fields = Window::<32>::read(
+        res,
+        off.res6_nh.min(off.res6_type),
+        (off.res6_nh + 8).max(off.res6_type + 1),
+    );
     let mut key = Route6Key {
         table: if table == 0 {
             0
         } else {
             read(table, off.table6_id)?
         },
-        route_type: read(res, off.res6_type)?,
+        route_type: res_fields.get(off.res6_type)?,
         dst: read(flow, off.flow6_daddr)?,
         ..Route6Key::default()
     };
-    let nh: u64 = read(res, off.res6_nh)?;
+    let nh: u64 = res_fields.get(off.res6_nh)?;
     if nh != 0 {
-        let dev: u64 = read(nh, off.nhc_dev)?;
+        let nh = nexthop_fields(nh, &off, 16);
+        let dev: u64 = nh.get(off.nhc_dev)?;
         if dev != 0 {
             key.oif = read(dev, off.dev_ifindex)?;
         }
-        if read::<u8>(nh, off.nhc_gw_family)? == AF_INET6 {
-            key.gateway = read(nh, off.nhc_gw)?;
+        if nh.get::<u8>(off.nhc_gw_family)? == AF_INET6 {
+            key.gateway = nh.get(off.nhc_gw)?;
         }
     }
     match ROUTES6.get_ptr_mut(key) {
@@ -81,6 +87,19 @@ fn observe6(ctx: &RawTracePointContext) -> Option<()> {
         }
     }
     Some(())
+}
+
+/// A `fib_nh_common`'s device, gateway family and gateway (`gw_len` bytes) lie within a few
+/// dozen bytes: one helper call reads them.
+#[inline(always)]
+fn nexthop_fields(nh: u64, off: &RouteOffsets, gw_len: u32) -> Window<64> {
+    Window::read(
+        nh,
+        off.nhc_dev.min(off.nhc_gw_family).min(off.nhc_gw),
+        (off.nhc_dev + 8)
+            .max(off.nhc_gw_family + 1)
+            .max(off.nhc_gw + gw_len),
+    )
 }
 
 #[map(name = "NETPOST_ROUTES")]
@@ -103,17 +122,23 @@ fn observe(ctx: &RawTracePointContext) -> Option<()> {
     if err != 0 || nexthop == 0 {
         return None;
     }
-    let dev: u64 = read(nexthop, off.nhc_dev)?;
+    let nh = nexthop_fields(nexthop, &off, 4);
+    let dev: u64 = nh.get(off.nhc_dev)?;
     if dev == 0 {
         return None;
     }
-    is_watched(read(dev, off.dev_net)?, off.net_inum, off.watch_inum)?;
-    let gw_family: u8 = read(nexthop, off.nhc_gw_family)?;
+    // ifindex and nd_net sit close together in net_device.
+    let dev = Window::<64>::read(
+        dev,
+        off.dev_ifindex.min(off.dev_net),
+        (off.dev_ifindex + 4).max(off.dev_net + 8),
+    );
+    is_watched(dev.get(off.dev_net)?, off.net_inum, off.watch_inum)?;
     let key = RouteKey {
         table,
-        oif: read(dev, off.dev_ifindex)?,
-        gateway: if gw_family == AF_INET {
-            read(nexthop, off.nhc_gw)?
+        oif: dev.get(off.dev_ifindex)?,
+        gateway: if nh.get::<u8>(off.nhc_gw_family)? == AF_INET {
+            nh.get(off.nhc_gw)?
         } else {
             [0; 4]
         },

@@ -1,10 +1,12 @@
 //! tc ingress and egress (TCX links): the skb as the stack holds it, GSO super-packets
 //! included.
+use core::mem::MaybeUninit;
+
 use aya_ebpf::{bindings::TC_ACT_UNSPEC, macros::classifier, programs::TcContext};
 use netpost_common::Hook;
 
 use crate::{
-    count::{FrameMeta, count},
+    count::{Counted, FrameMeta, count_inline, count_tc, outcome},
     flows,
     packet::{DirectPacket, SkbPacket},
 };
@@ -41,15 +43,23 @@ fn observe(hook: Hook, ctx: &TcContext) -> i32 {
         hidden_l2: if skb.vlan_present != 0 { VLAN_HLEN } else { 0 },
         gso_segs: skb.gso_segs.max(1),
     };
-    let ifindex = meta.ifindex;
     // Loopback hands every packet from its egress to its ingress: flows there are tracked
-    // on the way out only, so each packet counts once.
-    let track_flows = !(hook == Hook::TcIngress && ifindex == LOOPBACK_IFINDEX);
-    if let Some((parsed, added)) = count(hook, &pkt, meta)
-        && track_flows
-        && flows::track(&pkt, &parsed, ifindex, added.bytes, added.packets) == 0
-    {
-        flows::count_untracked();
+    // on the way out only, so each packet counts once. Without flows, count inline.
+    if hook == Hook::TcIngress && meta.ifindex == LOOPBACK_IFINDEX {
+        let _ = count_inline(hook, &pkt, meta);
+        return TC_ACT_UNSPEC;
+    }
+    let mut counted = MaybeUninit::<Counted>::uninit();
+    match count_tc(hook, &pkt, meta, counted.as_mut_ptr()) {
+        outcome::FLOW => {
+            // SAFETY: count_tc filled it (it returned FLOW).
+            let c = unsafe { counted.assume_init_ref() };
+            if flows::update(&c.flow, c.bytes, c.packets).is_none() {
+                flows::count_untracked();
+            }
+        }
+        outcome::UNTRACKED => flows::count_untracked(),
+        _ => {}
     }
     // TC_ACT_UNSPEC (TCX_NEXT): hand the skb on untouched.
     TC_ACT_UNSPEC

@@ -3,7 +3,7 @@ use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use netpost_common::Hook;
 
 use crate::{
-    count::{FrameMeta, count},
+    count::{FrameMeta, count_inline},
     packet::DirectPacket,
 };
 
@@ -22,6 +22,6 @@ pub fn netpost_xdp(ctx: XdpContext) -> u32 {
         gso_segs: 0,
     };
     // Flows are tracked at tc, which sees both directions.
-    let _ = count(Hook::Xdp, &pkt, meta);
+    let _ = count_inline(Hook::Xdp, &pkt, meta);
     xdp_action::XDP_PASS
 }
