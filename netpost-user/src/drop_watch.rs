@@ -39,11 +39,16 @@ pub fn offsets(btf: &KernelBtf, watch_inum: u32) -> Result<DropOffsets, String> 
     Ok(offsets)
 }
 
-/// Reason names from the running kernel's BTF (numbers stand in where it has none).
-pub fn names(btf: Option<&KernelBtf>) -> Names {
-    let reasons = btf
-        .and_then(|b| b.enum_values("skb_drop_reason").ok())
-        .unwrap_or_default();
+/// The (name, value) pairs of `enum skb_drop_reason` in the running kernel's BTF (none when
+/// it has no such enum).
+pub fn reasons(btf: Option<&KernelBtf>) -> Vec<(String, u64)> {
+    btf.and_then(|b| b.enum_values("skb_drop_reason").ok())
+        .unwrap_or_default()
+}
+
+/// Names for drop reasons and dropping functions (numbers stand in for reasons not in
+/// `reasons`).
+pub fn names(reasons: Vec<(String, u64)>) -> Names {
     Names::new(reasons, Ksyms::load())
 }
 

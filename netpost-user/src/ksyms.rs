@@ -1,35 +1,57 @@
 //! Kernel addresses to function names, from /proc/kallsyms (read once, searched by
 //! address). Used to name the function that dropped a packet.
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader},
+};
 
-/// Sorted (address, name) of kernel text symbols.
+/// Kernel text symbols sorted by address. The names share one string (about 120k symbols
+/// here: a String each would double the memory they take for as long as netpost runs).
 pub struct Ksyms {
-    syms: Vec<(u64, String)>,
+    /// (address, start and end of the name in `names`).
+    syms: Vec<(u64, u32, u32)>,
+    names: String,
     cache: HashMap<u64, String>,
 }
 
 impl Ksyms {
-    /// Reads /proc/kallsyms (addresses are zero unless running as root).
+    /// Reads /proc/kallsyms (addresses are zero unless running as root) line by line, never
+    /// holding the whole ~5 MB text.
     pub fn load() -> Ksyms {
-        let text = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
-        Ksyms::parse(&text)
+        match std::fs::File::open("/proc/kallsyms") {
+            Ok(file) => Ksyms::read(BufReader::new(file)),
+            Err(_) => Ksyms::parse(""),
+        }
     }
 
     pub fn parse(text: &str) -> Ksyms {
-        let mut syms: Vec<(u64, String)> = text
-            .lines()
-            .filter_map(|line| {
-                let mut f = line.split_whitespace();
-                let addr = u64::from_str_radix(f.next()?, 16).ok()?;
-                let kind = f.next()?;
-                let name = f.next()?;
+        Ksyms::read(text.as_bytes())
+    }
+
+    fn read(mut input: impl BufRead) -> Ksyms {
+        let mut syms = Vec::new();
+        let mut names = String::new();
+        let mut line = String::new();
+        while input.read_line(&mut line).is_ok_and(|n| n > 0) {
+            let mut f = line.split_whitespace();
+            if let (Some(addr), Some(kind), Some(name)) = (f.next(), f.next(), f.next())
+                && let Ok(addr) = u64::from_str_radix(addr, 16)
                 // Text symbols only: a drop location is an instruction address.
-                (addr != 0 && matches!(kind, "t" | "T")).then(|| (addr, name.to_string()))
-            })
-            .collect();
-        syms.sort_unstable_by_key(|(addr, _)| *addr);
+                && addr != 0
+                && matches!(kind, "t" | "T")
+                && let Ok(end) = u32::try_from(names.len() + name.len())
+            {
+                syms.push((addr, names.len() as u32, end));
+                names.push_str(name);
+            }
+            line.clear();
+        }
+        syms.sort_unstable_by_key(|&(addr, _, _)| addr);
+        syms.shrink_to_fit();
+        names.shrink_to_fit();
         Ksyms {
             syms,
+            names,
             cache: HashMap::new(),
         }
     }
@@ -39,9 +61,11 @@ impl Ksyms {
         if let Some(name) = self.cache.get(&addr) {
             return name.clone();
         }
-        let idx = self.syms.partition_point(|(a, _)| *a <= addr);
-        let name = match idx.checked_sub(1).map(|i| &self.syms[i]) {
-            Some((_, name)) if addr != 0 => name.clone(),
+        let idx = self.syms.partition_point(|&(a, _, _)| a <= addr);
+        let name = match idx.checked_sub(1).map(|i| self.syms[i]) {
+            Some((_, start, end)) if addr != 0 => {
+                self.names[start as usize..end as usize].to_string()
+            }
             _ => format!("{addr:#x}"),
         };
         self.cache.insert(addr, name.clone());
