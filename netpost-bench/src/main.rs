@@ -1,6 +1,7 @@
 //! The parts of `cargo xtask bench` that need netpost's programs or raw sockets, as one
 //! root-only binary the xtask runs (xtask itself must build before the eBPF toolchain
 //! exists). Each subcommand prints one JSON object on stdout.
+mod events;
 mod frames;
 mod inpath;
 mod nf;
@@ -32,6 +33,22 @@ enum Cmd {
         #[arg(long, default_value_t = 7)]
         rounds: usize,
     },
+    /// The event pipeline: flow events produced at rising rates, drained by netpost's reader.
+    Events {
+        /// Target rates in events/s, comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "250000,500000,1000000,2000000,4000000"
+        )]
+        rates: Vec<u64>,
+        /// Seconds per rate.
+        #[arg(long, default_value_t = 1.0)]
+        secs: f64,
+        /// Stream every event as JSON to a discarding sink, as `netpost --events` does.
+        #[arg(long)]
+        streamed: bool,
+    },
     /// Sends small UDP datagrams as fast as sendmmsg allows.
     Gen {
         #[arg(long)]
@@ -40,6 +57,9 @@ enum Cmd {
         payload: usize,
         #[arg(long)]
         secs: f64,
+        /// Send from this many sockets (source ports) in turn: this many flows.
+        #[arg(long, default_value_t = 1)]
+        flows: usize,
         /// Pin to this CPU.
         #[arg(long)]
         cpu: Option<usize>,
@@ -70,15 +90,25 @@ enum Cmd {
 fn main() -> anyhow::Result<()> {
     let out = match Cli::parse().cmd {
         Cmd::Progcost { repeat, rounds } => progcost::run(&progcost::Options { repeat, rounds })?,
+        Cmd::Events {
+            rates,
+            secs,
+            streamed,
+        } => events::run(&events::Options {
+            rates,
+            secs,
+            streamed,
+        })?,
         Cmd::Inpath { pid, secs } => inpath::measure(pid, secs)?,
         Cmd::Gen {
             dst,
             payload,
             secs,
+            flows,
             cpu,
         } => {
             cpu.map(udp::pin).transpose()?;
-            udp::generate(dst, payload, secs)?
+            udp::generate(dst, payload, secs, flows)?
         }
         Cmd::Sink {
             bind,

@@ -48,7 +48,8 @@ pub fn hook_state(off: &NfOffsets, pf: u8) -> Vec<u8> {
     ctx
 }
 
-/// One BPF_PROG_TEST_RUN of a netfilter program: (return value, kernel-timed time per run).
+/// One BPF_PROG_TEST_RUN of a program given by fd (netfilter programs, which aya cannot run,
+/// and the event producer): (return value, kernel-timed time per run).
 pub fn test_run(
     prog: BorrowedFd<'_>,
     frame: &[u8],
@@ -63,7 +64,12 @@ pub fn test_run(
     t.repeat = repeat;
     t.data_in = frame.as_ptr() as u64;
     t.data_size_in = frame.len() as u32;
-    t.ctx_in = ctx.as_ptr() as u64;
+    // No context at all for an empty one (XDP and tc take a default).
+    t.ctx_in = if ctx.is_empty() {
+        0
+    } else {
+        ctx.as_ptr() as u64
+    };
     t.ctx_size_in = ctx.len() as u32;
     if let Err(e) = bpf(bpf_cmd::BPF_PROG_TEST_RUN, &mut attr) {
         bail!("BPF_PROG_TEST_RUN: {e}");

@@ -55,29 +55,83 @@ impl Batch {
     }
 }
 
-/// Sends `payload`-byte datagrams to `dst` for `secs`, `BATCH` per syscall.
-pub fn generate(dst: SocketAddr, payload: usize, secs: f64) -> anyhow::Result<Value> {
-    let sock = UdpSocket::bind(("0.0.0.0", 0)).context("binding the sender")?;
-    sock.connect(dst)
-        .with_context(|| format!("connecting to {dst}"))?;
-    let mut bufs = vec![vec![0x5a_u8; payload]; BATCH];
+/// Datagrams per syscall and flow when sending from many flows: small, so every flow stays
+/// active within a second.
+const FLOW_BATCH: usize = 4;
+
+/// Sends `payload`-byte datagrams to `dst` for `secs` from `flows` sockets (so many source
+/// ports, many flows) in turn, `BATCH` per syscall with one flow, `FLOW_BATCH` with many.
+pub fn generate(dst: SocketAddr, payload: usize, secs: f64, flows: usize) -> anyhow::Result<Value> {
+    raise_fd_limit(flows + 64)?;
+    let socks = (0..flows.max(1))
+        .map(|_| {
+            let sock = UdpSocket::bind(("0.0.0.0", 0)).context("binding a sender")?;
+            sock.connect(dst)
+                .with_context(|| format!("connecting to {dst}"))?;
+            Ok(sock)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let per_call = if socks.len() == 1 { BATCH } else { FLOW_BATCH };
+    let mut bufs = vec![vec![0x5a_u8; payload]; per_call];
     let mut batch = Batch::new(&mut bufs);
     let (mut sent, mut errors) = (0u64, 0u64);
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(secs);
-    while Instant::now() < deadline {
-        // SAFETY: msgs points at BATCH initialised headers whose buffers outlive the call.
-        let n =
-            unsafe { libc::sendmmsg(sock.as_raw_fd(), batch.msgs.as_mut_ptr(), BATCH as u32, 0) };
-        if n >= 0 {
-            sent += n as u64;
-        } else {
-            // A full queue (ENOBUFS) or a transient refusal: count it and keep going.
-            errors += 1;
+    'send: loop {
+        for sock in &socks {
+            if Instant::now() >= deadline {
+                break 'send;
+            }
+            // SAFETY: msgs points at per_call initialised headers whose buffers outlive the
+            // call.
+            let n = unsafe {
+                libc::sendmmsg(
+                    sock.as_raw_fd(),
+                    batch.msgs.as_mut_ptr(),
+                    per_call as u32,
+                    0,
+                )
+            };
+            if n >= 0 {
+                sent += n as u64;
+            } else {
+                // A full queue (ENOBUFS) or a transient refusal: count it and keep going.
+                errors += 1;
+            }
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
-    Ok(json!({"sent": sent, "send_errors": errors, "secs": elapsed, "payload": payload}))
+    Ok(
+        json!({"sent": sent, "send_errors": errors, "secs": elapsed, "payload": payload, "flows": socks.len()}),
+    )
+}
+
+/// Lets this process open `want` descriptors (up to the hard limit).
+fn raise_fd_limit(want: usize) -> anyhow::Result<()> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return Err(io::Error::last_os_error()).context("getrlimit");
+        }
+        if lim.rlim_cur >= want as libc::rlim_t {
+            return Ok(());
+        }
+        if lim.rlim_max < want as libc::rlim_t {
+            anyhow::bail!(
+                "{want} sockets need {want} file descriptors; the hard limit is {}",
+                lim.rlim_max
+            );
+        }
+        lim.rlim_cur = want as libc::rlim_t;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+            return Err(io::Error::last_os_error()).context("setrlimit");
+        }
+    }
+    Ok(())
 }
 
 /// Receives on `bind` until no datagram arrived for `idle_ms` after the first one, or

@@ -8,6 +8,8 @@ use crate::loader::XdpChoice;
 #[command(
     name = "netpost",
     version,
+    // The last of a repeated flag wins (an alias with defaults can be overridden).
+    args_override_self = true,
     about = "Live packet-path counters for Linux: XDP and tc per interface, per protocol, headers vs payload"
 )]
 pub struct Cli {
@@ -60,7 +62,7 @@ pub struct Cli {
     pub events: Option<String>,
 
     /// Size of the kernel's flow event ring buffer in KiB (a power of two, at least 4).
-    #[arg(long, value_name = "KIB", default_value_t = 1024, value_parser = parse_ring_kib)]
+    #[arg(long, value_name = "KIB", default_value_t = 4096, value_parser = parse_ring_kib)]
     pub events_buffer: u32,
 
     /// Serve Prometheus/OpenMetrics metrics on ADDR:PORT (a bare PORT binds 127.0.0.1).
@@ -114,6 +116,24 @@ mod tests {
         assert!(cli.no_tui);
         assert_eq!(cli.json.as_deref(), Some("-"));
         assert_eq!(cli.xdp_mode, XdpChoice::Generic);
+    }
+
+    #[test]
+    fn a_repeated_flag_takes_the_last_value_and_interfaces_add_up() {
+        let cli = Cli::try_parse_from([
+            "netpost",
+            "-i",
+            "veth0",
+            "--interval",
+            "100",
+            "-i",
+            "veth1",
+            "--interval",
+            "5000",
+        ])
+        .unwrap();
+        assert_eq!(cli.interval, 5000);
+        assert_eq!(cli.interfaces, ["veth0", "veth1"]);
     }
 
     #[test]

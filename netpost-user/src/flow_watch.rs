@@ -4,8 +4,10 @@ use std::{
     cell::RefCell,
     collections::{HashSet, VecDeque},
     io::{self, Write},
-    os::fd::{AsFd, AsRawFd, BorrowedFd},
+    os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd},
 };
+
+use tokio::io::{Interest, unix::AsyncFd};
 
 use aya::{
     Ebpf,
@@ -163,17 +165,33 @@ impl FlowMaps {
         Ok(())
     }
 
-    fn drain_events(&self, ifname: &dyn Fn(u32) -> String) -> io::Result<()> {
+    /// A readiness handle for the event ring buffer: the collection loop drains events as the
+    /// kernel submits them, not once per interval, so a burst larger than the buffer is not
+    /// lost between two ticks.
+    pub fn events_ready(&self) -> io::Result<EventsReady> {
+        let fd = self.events.borrow().as_fd().try_clone_to_owned()?;
+        // SAFETY: `fd` is our own duplicate, owned by the AsyncFd and closed only with it.
+        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE)? };
+        Ok(EventsReady(fd))
+    }
+
+    /// Takes every event the kernel submitted so far (RTTs, the `--events` stream) and
+    /// returns how many.
+    pub fn drain_events(&self, ifname: &dyn Fn(u32) -> String) -> io::Result<u64> {
+        let mut drained = 0;
         let mut ring = self.events.borrow_mut();
         let mut rtts = self.rtts.borrow_mut();
         let mut histogram = self.histogram.borrow_mut();
         let mut stream = self.stream.borrow_mut();
+        // Names looked up once per drain, not once per event (each lookup is a syscall).
+        let mut names: Vec<(u32, String)> = Vec::new();
         while let Some(item) = ring.next() {
             if item.len() < size_of::<FlowEvent>() {
                 continue;
             }
             // SAFETY: FlowEvent is plain old data and the buffer is long enough.
             let e = unsafe { (item.as_ptr() as *const FlowEvent).read_unaligned() };
+            drained += 1;
             if e.kind == event::ESTABLISHED && e.rtt_syn_us > 0 {
                 if rtts.len() == RTT_SAMPLES {
                     rtts.pop_front();
@@ -182,13 +200,35 @@ impl FlowMaps {
                 histogram.observe(e.rtt_syn_us + e.rtt_ack_us);
             }
             if let Some(out) = stream.as_mut() {
-                serde_json::to_writer(&mut *out, &flows::event_view(&e, ifname(e.key.ifindex)))?;
+                let index = e.key.ifindex;
+                let name = match names.iter().find(|(i, _)| *i == index) {
+                    Some((_, n)) => n.clone(),
+                    None => {
+                        let n = ifname(index);
+                        names.push((index, n.clone()));
+                        n
+                    }
+                };
+                serde_json::to_writer(&mut *out, &flows::event_view(&e, name))?;
                 out.write_all(b"\n")?;
             }
         }
         if let Some(out) = stream.as_mut() {
             out.flush()?;
         }
+        Ok(drained)
+    }
+}
+
+/// Readiness of the event ring buffer (an epoll registration of its fd; the kernel wakes it
+/// when a submit finds the reader caught up).
+pub struct EventsReady(AsyncFd<OwnedFd>);
+
+impl EventsReady {
+    /// Resolves once events may be waiting. Readiness is cleared before returning: the caller
+    /// drains afterwards, so an event submitted during the drain wakes the next wait.
+    pub async fn wait(&self) -> io::Result<()> {
+        self.0.readable().await?.clear_ready();
         Ok(())
     }
 }

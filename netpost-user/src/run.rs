@@ -169,8 +169,19 @@ pub async fn run(
     };
     // A tick this close to the deadline is the last one: no near-empty extra interval.
     let slack = config.interval / 10;
+    let events_ready = attachment
+        .flows()
+        .events_ready()
+        .context("watching the flow event ring buffer")?;
     loop {
         tokio::select! {
+            ready = events_ready.wait() => {
+                ready.context("waiting for flow events")?;
+                attachment
+                    .flows()
+                    .drain_events(&crate::route_watch::ifname)
+                    .context("reading flow events")?;
+            }
             _ = ticker.tick() => {
                 emit(&mut prev)?;
                 if deadline.is_some_and(|d| Instant::now() + slack >= d) {

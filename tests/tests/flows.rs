@@ -13,13 +13,23 @@ use netpost_tests::{
     traffic::{tcp_exchange, udp_receiver},
 };
 
-/// One datagram from each of `flows` fresh sockets (fresh source ports), as fast as
-/// possible.
+/// One datagram from each of `flows` fresh sockets, as fast as possible.
 fn burst(pair: &VethPair, dst: SocketAddr, flows: usize) {
+    paced_burst(pair, dst, flows, flows, Duration::ZERO);
+}
+
+/// One datagram from each of `flows` fresh sockets, `per_pause` of them between pauses. The
+/// sockets live until all have sent, so their source ports, and the flows, are distinct.
+fn paced_burst(pair: &VethPair, dst: SocketAddr, flows: usize, per_pause: usize, pause: Duration) {
     pair.ns_a.run(move || {
-        for _ in 0..flows {
-            let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
-            s.send_to(&[7; 8], dst).unwrap();
+        let sockets: Vec<_> = (0..flows)
+            .map(|_| std::net::UdpSocket::bind("0.0.0.0:0").unwrap())
+            .collect();
+        for group in sockets.chunks(per_pause) {
+            for s in group {
+                s.send_to(&[7; 8], dst).unwrap();
+            }
+            std::thread::sleep(pause);
         }
     });
 }
@@ -193,23 +203,42 @@ fn more_flows_than_the_table_holds_are_evicted_and_totals_stay_exact() {
     );
 }
 
+/// New-flow events in an `--events` stream.
+fn new_flow_events(events: &TempOutput) -> usize {
+    events
+        .lines()
+        .iter()
+        .filter(|e| e["event"] == "new_flow")
+        .count()
+}
+
 #[test]
-fn a_tiny_event_buffer_under_a_burst_reports_lost_events() {
+fn a_tiny_event_buffer_overflowing_while_netpost_is_stopped_counts_every_lost_event() {
     require_root();
     let pair = VethPair::new();
     let rx = udp_receiver(&pair.ns_b, IpAddr::V4(pair.b.ip4), 5601);
-    // 4 KiB holds about 50 events; 400 new flows in a few milliseconds overflow it long
-    // before netpost drains it (every 100 ms).
+    let events = TempOutput::new("npev");
     let netpost = Netpost::start(
         &pair.ns_b.name,
         &[&pair.b.ifname],
-        &["--events-buffer", "4"],
+        &["--events-buffer", "4", "--events", &events.arg()],
     );
+    // Stopped, netpost cannot drain: 4 KiB holds 51 events of 80 bytes (72 + the ring
+    // buffer's 8-byte header), the other 349 new flows find it full.
+    // SAFETY: signalling our own child by pid.
+    unsafe { libc::kill(netpost.pid(), libc::SIGSTOP) };
     burst(&pair, SocketAddr::new(IpAddr::V4(pair.b.ip4), 5601), 400);
+    // SAFETY: as above.
+    unsafe { libc::kill(netpost.pid(), libc::SIGCONT) };
     std::thread::sleep(Duration::from_millis(300));
     drop(rx);
     let snap = netpost.stop();
-    assert!(num(&snap, &["events_lost"]) > 0, "lost events are reported");
+    assert_eq!(new_flow_events(&events), 51, "what the buffer held");
+    assert_eq!(
+        num(&snap, &["events_lost"]),
+        349,
+        "every other event counted"
+    );
     assert_eq!(
         num(
             hook(&snap, &pair.b.ifname, "xdp"),
@@ -217,4 +246,33 @@ fn a_tiny_event_buffer_under_a_burst_reports_lost_events() {
         ),
         400
     );
+}
+
+#[test]
+fn events_are_drained_as_they_come_not_once_per_interval() {
+    require_root();
+    let pair = VethPair::new();
+    let rx = udp_receiver(&pair.ns_b, IpAddr::V4(pair.b.ip4), 5701);
+    let events = TempOutput::new("npev");
+    // 400 new flows within one 10 s interval through a buffer of 51 events: only a reader
+    // woken by the kernel as events arrive loses none of them.
+    let netpost = Netpost::start(
+        &pair.ns_b.name,
+        &[&pair.b.ifname],
+        &[
+            "--events-buffer",
+            "4",
+            "--interval",
+            "10000",
+            "--events",
+            &events.arg(),
+        ],
+    );
+    let dst = SocketAddr::new(IpAddr::V4(pair.b.ip4), 5701);
+    paced_burst(&pair, dst, 400, 10, Duration::from_millis(10));
+    std::thread::sleep(Duration::from_millis(300));
+    drop(rx);
+    let snap = netpost.stop();
+    assert_eq!(num(&snap, &["events_lost"]), 0);
+    assert_eq!(new_flow_events(&events), 400);
 }

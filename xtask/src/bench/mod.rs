@@ -88,6 +88,9 @@ pub fn run(cfg: &Config, paths: &Paths) -> anyhow::Result<(Value, String)> {
     eprintln!("bench: per-program cost (BPF_PROG_TEST_RUN)");
     let prog = progcost::measure(cfg, paths)?;
     signal::check()?;
+    eprintln!("bench: event pipeline (flow events at rising rates)");
+    let ringbuf = ringbuf::measure(cfg, paths);
+    signal::check()?;
     let pair = netns::Pair::create()?;
     eprintln!("bench: end to end over {} -> {}", pair.tx_if, pair.rx_if);
     let e2e = e2e::run(cfg, paths, &pair)?;
@@ -100,7 +103,7 @@ pub fn run(cfg: &Config, paths: &Paths) -> anyhow::Result<(Value, String)> {
         prog: &prog,
         e2e: &e2e,
         user: &user,
-        ringbuf: ringbuf::metric(),
+        ringbuf,
     });
     let md = markdown::render(&report);
     Ok((report, md))

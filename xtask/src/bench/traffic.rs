@@ -162,20 +162,27 @@ fn generate(pair: &Pair, bench: &Path, secs: u32) -> anyhow::Result<Value> {
     serde_json::from_slice(&out.stdout).context("udp generator printed no result")
 }
 
-/// Background small-packet load for the userspace-cost runs: sink and generator, both
-/// stopped by their guards.
+/// Background small-packet load for the userspace-cost runs, from `flows` sockets (that many
+/// flows): sink and generator, both stopped by their guards.
 pub struct Load {
     _sink: Guard,
     _gen: Guard,
 }
 
 impl Load {
-    pub fn start(pair: &Pair, bench: &Path, logs: &Path, secs: u32) -> anyhow::Result<Load> {
+    pub fn start(
+        pair: &Pair,
+        bench: &Path,
+        logs: &Path,
+        secs: u32,
+        flows: u32,
+    ) -> anyhow::Result<Load> {
         let (sink, _) = start_sink(pair, bench, logs, f64::from(secs) + 10.0)?;
         let mut cmd = in_ns(&pair.tx_ns, bench);
         cmd.args(["gen", "--dst", &format!("{}:{UDP_PORT}", pair.rx_ip)])
             .args(cpu_args("0"))
             .args(["--secs", &secs.to_string()])
+            .args(["--flows", &flows.to_string()])
             .stdout(Stdio::null());
         let generator = Guard::spawn("udp generator", &mut cmd)?;
         Ok(Load {

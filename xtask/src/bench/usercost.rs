@@ -27,8 +27,15 @@ pub struct Run {
     pub hwm_mib: f64,
 }
 
+/// Flows in the userspace-cost load: the "10k active flows".
+pub const FLOWS: u32 = 10_000;
+
 pub struct UserCost {
     pub secs: u32,
+    /// Flows generated, and the most netpost's flow table held at once (its `flows_active`,
+    /// from its JSON output during the TUI-off run).
+    pub flows: u32,
+    pub flows_active: Result<u64, String>,
     pub tui_off: Result<Run, String>,
     pub tui_on: Result<Run, String>,
     /// Kernel run-time statistics of netpost's programs during the TUI-off run
@@ -37,12 +44,17 @@ pub struct UserCost {
 }
 
 pub fn measure(paths: &Paths, pair: &Pair, secs: u32) -> anyhow::Result<UserCost> {
+    let json = paths.logs.join("usercost.jsonl");
     let (tui_off, inpath) = {
-        let netpost = Headless::start(&paths.netpost, pair, &[], &paths.logs)?;
+        let json_arg = json.display().to_string();
+        let netpost = Headless::start(&paths.netpost, pair, &["--json", &json_arg], &paths.logs)?;
         let (run, inpath) = under_load(paths, pair, netpost.pid(), secs, true)?;
         netpost.stop()?;
         (Ok(run), inpath.unwrap_or_else(|| Err("not run".into())))
     };
+    let flows_active = std::fs::read_to_string(&json)
+        .map_err(|e| format!("{}: {e}", json.display()))
+        .and_then(|text| most_flows_active(&text));
     signal::check()?;
     // Without tmux there is no terminal to draw on; say so rather than fail the bench.
     let tui_on = match InTmux::start(&paths.netpost, pair) {
@@ -55,6 +67,8 @@ pub fn measure(paths: &Paths, pair: &Pair, secs: u32) -> anyhow::Result<UserCost
     };
     Ok(UserCost {
         secs,
+        flows: FLOWS,
+        flows_active,
         tui_off,
         tui_on,
         inpath,
@@ -71,7 +85,7 @@ fn under_load(
     inpath: bool,
 ) -> anyhow::Result<(Run, Option<Result<Value, String>>)> {
     // A second of warm-up: the first interval and the traffic ramp are not steady state.
-    let _load = Load::start(pair, &paths.bench, &paths.logs, secs + 2)?;
+    let _load = Load::start(pair, &paths.bench, &paths.logs, secs + 2, FLOWS)?;
     std::thread::sleep(Duration::from_secs(1));
     let stats = inpath
         .then(|| {
@@ -112,4 +126,26 @@ fn under_load(
             .map_err(|_| format!("inpath: {}", String::from_utf8_lossy(&out.stderr).trim()))
     });
     Ok((run, stats))
+}
+
+/// The largest `flows_active` in netpost's JSON lines.
+fn most_flows_active(jsonl: &str) -> Result<u64, String> {
+    jsonl
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["flows_active"].as_u64())
+        .max()
+        .ok_or_else(|| "netpost wrote no flows_active".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_most_flows_netpost_saw_at_once() {
+        let jsonl = "{\"flows_active\": 3}\n{\"flows_active\": 10001}\nnot json\n{\"flows_active\": 9000}\n";
+        assert_eq!(most_flows_active(jsonl), Ok(10001));
+        assert!(most_flows_active("{}\n").is_err());
+    }
 }
