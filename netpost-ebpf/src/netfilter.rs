@@ -147,6 +147,44 @@ fn skb_fields(skb: u64, off: &NfOffsets) -> SkbFields {
     }
 }
 
+/// What a hook's head program learned about the skb it saw last on this CPU. The tail of
+/// the same hook reuses it for the same skb instead of copying and parsing the headers again:
+/// rules between the two change neither the protocol, nor the SYN/ACK/FIN/RST flags, nor
+/// gso_segs (the length may change, so the tail reads it). Any other skb, or the same one at
+/// another hook, misses and takes the full path, so the counts stay exact.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct HeadSeen {
+    skb: u64,
+    segments: u64,
+    /// hook | pf << 8
+    hook_pf: u32,
+    proto: u8,
+    class: u8,
+    _pad: [u8; 2],
+}
+
+#[map(name = "NETPOST_NF_SEEN")]
+static SEEN: PerCpuArray<HeadSeen> = PerCpuArray::with_max_entries(1, 0);
+
+/// Adds one packet to a probe's tallies.
+#[inline(always)]
+fn tally(
+    probe: &mut netpost_common::netfilter::NfProbeCounters,
+    proto: Proto,
+    class: usize,
+    segments: u64,
+    len: u32,
+) -> Option<()> {
+    let t = probe.by_proto.get_mut(proto as usize)?;
+    t.packets += segments;
+    t.bytes += len as u64;
+    if proto == Proto::Tcp {
+        *probe.tcp.get_mut(class)? += segments;
+    }
+    Some(())
+}
+
 #[inline(always)]
 fn observe(ctx: *mut BpfNfCtx, probe: NfProbe) -> Option<()> {
     // SAFETY: a read-only global; volatile so the compiler keeps the load userspace patches.
@@ -160,6 +198,46 @@ fn observe(ctx: *mut BpfNfCtx, probe: NfProbe) -> Option<()> {
         _ => return None,
     };
     let counters = NF_COUNTERS.get_ptr_mut(family as u32 * 5 + hook)?;
+    // SAFETY: a per-CPU array value: only this CPU's copy, valid for the program's run.
+    let counters = unsafe { &mut *counters };
+    let seen = SEEN.get_ptr_mut(0)?;
+    // SAFETY: as above.
+    let seen = unsafe { &mut *seen };
+    let hook_pf = hook | (pf as u32) << 8;
+    // Conntrack creates entries at PREROUTING and OUTPUT; later hooks of the same first
+    // packet still see it NEW and unconfirmed (confirmation comes last, at INPUT or
+    // POSTROUTING), so only those two hooks count creations.
+    let creating_hook = hook == NfHook::PreRouting as u32 || hook == NfHook::LocalOut as u32;
+    match probe {
+        // Forgotten first: a head that fails below must not leave an older record of this
+        // skb behind.
+        NfProbe::Head => seen.skb = 0,
+        NfProbe::Tail if seen.skb == skb && seen.hook_pf == hook_pf => {
+            let nfct: u64 = load(skb, off.skb_nfct);
+            let slot = ct_slot(nfct);
+            // A creation also tallies the source address, which needs the headers.
+            if !(slot == CT_NEW && creating_hook) {
+                let proto = match seen.proto {
+                    0 => Proto::Tcp,
+                    1 => Proto::Udp,
+                    2 => Proto::Icmp,
+                    3 => Proto::Icmpv6,
+                    _ => Proto::Other,
+                };
+                let len: u32 = load(skb, off.skb_len);
+                tally(
+                    &mut counters.tail,
+                    proto,
+                    seen.class as usize,
+                    seen.segments,
+                    len,
+                )?;
+                *counters.ct.get_mut(slot)? += seen.segments;
+                return Some(());
+            }
+        }
+        NfProbe::Tail => {}
+    }
 
     let SkbFields {
         len,
@@ -203,8 +281,6 @@ fn observe(ctx: *mut BpfNfCtx, probe: NfProbe) -> Option<()> {
     };
     let segments = if gso_segs == 0 { 1 } else { gso_segs as u64 };
 
-    // SAFETY: a per-CPU array value: only this CPU's copy, valid for the program's run.
-    let counters = unsafe { &mut *counters };
     let probe_counters = match probe {
         NfProbe::Head => &mut counters.head,
         NfProbe::Tail => &mut counters.tail,
@@ -215,21 +291,20 @@ fn observe(ctx: *mut BpfNfCtx, probe: NfProbe) -> Option<()> {
     } else {
         parsed.proto
     };
-    let tally = probe_counters.by_proto.get_mut(proto as usize)?;
-    tally.packets += segments;
-    tally.bytes += len as u64;
-    if proto == Proto::Tcp {
-        *probe_counters
-            .tcp
-            .get_mut(tcp_class(parsed.tcp_flags) as usize)? += segments;
-    }
-    if probe == NfProbe::Tail {
+    let class = tcp_class(parsed.tcp_flags) as usize;
+    tally(probe_counters, proto, class, segments, len)?;
+    if probe == NfProbe::Head {
+        *seen = HeadSeen {
+            skb,
+            segments,
+            hook_pf,
+            proto: proto as u8,
+            class: class as u8,
+            _pad: [0; 2],
+        };
+    } else {
         let slot = ct_slot(nfct);
         *counters.ct.get_mut(slot)? += segments;
-        // Conntrack creates entries at PREROUTING and OUTPUT; later hooks of the same first
-        // packet still see it NEW and unconfirmed (confirmation comes last, at INPUT or
-        // POSTROUTING), so only those two hooks count creations.
-        let creating_hook = hook == NfHook::PreRouting as u32 || hook == NfHook::LocalOut as u32;
         if slot == CT_NEW && creating_hook {
             let conn = nfct & !7;
             let status: u64 = read(conn, off.conn_status)?;
