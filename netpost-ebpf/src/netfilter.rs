@@ -167,6 +167,21 @@ struct HeadSeen {
 #[map(name = "NETPOST_NF_SEEN")]
 static SEEN: PerCpuArray<HeadSeen> = PerCpuArray::with_max_entries(1, 0);
 
+/// This CPU's head record if it is about `skb` at this hook, copied whole: a softirq may run
+/// another head on this CPU while a tail in process context (OUTPUT) reads, so the record is
+/// copied and its skb checked again afterwards.
+#[inline(always)]
+fn head_record(seen: &HeadSeen, skb: u64, hook_pf: u32) -> Option<HeadSeen> {
+    // SAFETY: reads of this CPU's map value; volatile so the second read really happens.
+    let (copy, still) = unsafe {
+        (
+            core::ptr::read_volatile(seen),
+            core::ptr::read_volatile(&seen.skb),
+        )
+    };
+    (copy.skb == skb && still == skb && copy.hook_pf == hook_pf).then_some(copy)
+}
+
 /// Adds one packet to a probe's tallies.
 #[inline(always)]
 fn tally(
@@ -208,35 +223,33 @@ fn observe(ctx: *mut BpfNfCtx, probe: NfProbe) -> Option<()> {
     // packet still see it NEW and unconfirmed (confirmation comes last, at INPUT or
     // POSTROUTING), so only those two hooks count creations.
     let creating_hook = hook == NfHook::PreRouting as u32 || hook == NfHook::LocalOut as u32;
-    match probe {
+    if probe == NfProbe::Head {
         // Forgotten first: a head that fails below must not leave an older record of this
         // skb behind.
-        NfProbe::Head => seen.skb = 0,
-        NfProbe::Tail if seen.skb == skb && seen.hook_pf == hook_pf => {
-            let nfct: u64 = load(skb, off.skb_nfct);
-            let slot = ct_slot(nfct);
-            // A creation also tallies the source address, which needs the headers.
-            if !(slot == CT_NEW && creating_hook) {
-                let proto = match seen.proto {
-                    0 => Proto::Tcp,
-                    1 => Proto::Udp,
-                    2 => Proto::Icmp,
-                    3 => Proto::Icmpv6,
-                    _ => Proto::Other,
-                };
-                let len: u32 = load(skb, off.skb_len);
-                tally(
-                    &mut counters.tail,
-                    proto,
-                    seen.class as usize,
-                    seen.segments,
-                    len,
-                )?;
-                *counters.ct.get_mut(slot)? += seen.segments;
-                return Some(());
-            }
+        seen.skb = 0;
+    } else if let Some(head) = head_record(seen, skb, hook_pf) {
+        let nfct: u64 = load(skb, off.skb_nfct);
+        let slot = ct_slot(nfct);
+        // A creation also tallies the source address, which needs the headers.
+        if !(slot == CT_NEW && creating_hook) {
+            let proto = match head.proto {
+                0 => Proto::Tcp,
+                1 => Proto::Udp,
+                2 => Proto::Icmp,
+                3 => Proto::Icmpv6,
+                _ => Proto::Other,
+            };
+            let len: u32 = load(skb, off.skb_len);
+            tally(
+                &mut counters.tail,
+                proto,
+                head.class as usize,
+                head.segments,
+                len,
+            )?;
+            *counters.ct.get_mut(slot)? += head.segments;
+            return Some(());
         }
-        NfProbe::Tail => {}
     }
 
     let SkbFields {
