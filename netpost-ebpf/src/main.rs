@@ -3,7 +3,8 @@
 //! passes every frame, tc hands every skb on to whatever runs next.
 #![no_std]
 #![no_main]
-// `bpf_target_arch` is set by aya-build (the host's architecture), unknown to check-cfg.
+// `bpf_target_arch` is set by aya-build (the architecture netpost-user is built for),
+// unknown to check-cfg.
 #![allow(unexpected_cfgs)]
 // Inline asm for BPF (packet.rs) where it is used; the crate builds with nightly anyway.
 #![cfg_attr(

@@ -6,8 +6,9 @@
 //! against aya's maps and loads them itself (netpost-user/src/netfilter.rs).
 //!
 //! The context is `struct bpf_nf_ctx { const struct nf_hook_state *state; struct sk_buff
-//! *skb; }`. Kernel struct fields are read with bpf_probe_read_kernel at offsets userspace
-//! found in the running kernel's BTF (aya emits no CO-RE relocations).
+//! *skb; }`. Kernel struct fields sit at offsets userspace found in the running kernel's BTF
+//! (aya emits no CO-RE relocations): `sk_buff` and hook-state fields are plain loads through
+//! the context's typed pointers, the packet and anything further away bpf_probe_read_kernel.
 use aya_ebpf::{
     helpers::bpf_probe_read_kernel_buf,
     macros::map,
@@ -75,10 +76,11 @@ pub fn netpost_nf_tail(ctx: *mut BpfNfCtx) -> i32 {
 /// but long IPv6 extension chains).
 const HEADER_COPY: usize = 128;
 
-/// Bytes one read may cover to take `skb_shinfo(skb)->gso_segs` along with the headers:
-/// the linear part of most skbs ends (and their shared info starts) a few hundred bytes
-/// after the headers, and copying that much more costs less than another helper call
-/// (here ~5 ns per 100 bytes against ~35 ns per call).
+/// Bytes one read may cover to take `skb_shinfo(skb)->gso_segs` along with the headers when
+/// the linear part ends (and the shared info starts) that close after them, as in small
+/// locally built skbs; copying that much more costs less than another helper call (here ~5 ns
+/// per 100 bytes against ~35 ns per call). Received skbs often end further away and take
+/// the second read.
 const WINDOW: usize = 512;
 
 /// Per-CPU buffer for that copy (too big for the BPF stack).
@@ -147,59 +149,6 @@ fn skb_fields(skb: u64, off: &NfOffsets) -> SkbFields {
     }
 }
 
-/// What a hook's head program learned about the skb it saw last on this CPU. The tail of
-/// the same hook reuses it for the same skb instead of copying and parsing the headers again:
-/// rules between the two change neither the protocol, nor the SYN/ACK/FIN/RST flags, nor
-/// gso_segs (the length may change, so the tail reads it). Any other skb, or the same one at
-/// another hook, misses and takes the full path, so the counts stay exact.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct HeadSeen {
-    skb: u64,
-    segments: u64,
-    /// hook | pf << 8
-    hook_pf: u32,
-    proto: u8,
-    class: u8,
-    _pad: [u8; 2],
-}
-
-#[map(name = "NETPOST_NF_SEEN")]
-static SEEN: PerCpuArray<HeadSeen> = PerCpuArray::with_max_entries(1, 0);
-
-/// This CPU's head record if it is about `skb` at this hook, copied whole: a softirq may run
-/// another head on this CPU while a tail in process context (OUTPUT) reads, so the record is
-/// copied and its skb checked again afterwards.
-#[inline(always)]
-fn head_record(seen: &HeadSeen, skb: u64, hook_pf: u32) -> Option<HeadSeen> {
-    // SAFETY: reads of this CPU's map value; volatile so the second read really happens.
-    let (copy, still) = unsafe {
-        (
-            core::ptr::read_volatile(seen),
-            core::ptr::read_volatile(&seen.skb),
-        )
-    };
-    (copy.skb == skb && still == skb && copy.hook_pf == hook_pf).then_some(copy)
-}
-
-/// Adds one packet to a probe's tallies.
-#[inline(always)]
-fn tally(
-    probe: &mut netpost_common::netfilter::NfProbeCounters,
-    proto: Proto,
-    class: usize,
-    segments: u64,
-    len: u32,
-) -> Option<()> {
-    let t = probe.by_proto.get_mut(proto as usize)?;
-    t.packets += segments;
-    t.bytes += len as u64;
-    if proto == Proto::Tcp {
-        *probe.tcp.get_mut(class)? += segments;
-    }
-    Some(())
-}
-
 #[inline(always)]
 fn observe(ctx: *mut BpfNfCtx, probe: NfProbe) -> Option<()> {
     // SAFETY: a read-only global; volatile so the compiler keeps the load userspace patches.
@@ -213,44 +162,6 @@ fn observe(ctx: *mut BpfNfCtx, probe: NfProbe) -> Option<()> {
         _ => return None,
     };
     let counters = NF_COUNTERS.get_ptr_mut(family as u32 * 5 + hook)?;
-    // SAFETY: a per-CPU array value: only this CPU's copy, valid for the program's run.
-    let counters = unsafe { &mut *counters };
-    let seen = SEEN.get_ptr_mut(0)?;
-    // SAFETY: as above.
-    let seen = unsafe { &mut *seen };
-    let hook_pf = hook | (pf as u32) << 8;
-    // Conntrack creates entries at PREROUTING and OUTPUT; later hooks of the same first
-    // packet still see it NEW and unconfirmed (confirmation comes last, at INPUT or
-    // POSTROUTING), so only those two hooks count creations.
-    let creating_hook = hook == NfHook::PreRouting as u32 || hook == NfHook::LocalOut as u32;
-    if probe == NfProbe::Head {
-        // Forgotten first: a head that fails below must not leave an older record of this
-        // skb behind.
-        seen.skb = 0;
-    } else if let Some(head) = head_record(seen, skb, hook_pf) {
-        let nfct: u64 = load(skb, off.skb_nfct);
-        let slot = ct_slot(nfct);
-        // A creation also tallies the source address, which needs the headers.
-        if !(slot == CT_NEW && creating_hook) {
-            let proto = match head.proto {
-                0 => Proto::Tcp,
-                1 => Proto::Udp,
-                2 => Proto::Icmp,
-                3 => Proto::Icmpv6,
-                _ => Proto::Other,
-            };
-            let len: u32 = load(skb, off.skb_len);
-            tally(
-                &mut counters.tail,
-                proto,
-                head.class as usize,
-                head.segments,
-                len,
-            )?;
-            *counters.ct.get_mut(slot)? += head.segments;
-            return Some(());
-        }
-    }
 
     let SkbFields {
         len,
@@ -294,6 +205,8 @@ fn observe(ctx: *mut BpfNfCtx, probe: NfProbe) -> Option<()> {
     };
     let segments = if gso_segs == 0 { 1 } else { gso_segs as u64 };
 
+    // SAFETY: a per-CPU array value: only this CPU's copy, valid for the program's run.
+    let counters = unsafe { &mut *counters };
     let probe_counters = match probe {
         NfProbe::Head => &mut counters.head,
         NfProbe::Tail => &mut counters.tail,
@@ -304,20 +217,21 @@ fn observe(ctx: *mut BpfNfCtx, probe: NfProbe) -> Option<()> {
     } else {
         parsed.proto
     };
-    let class = tcp_class(parsed.tcp_flags) as usize;
-    tally(probe_counters, proto, class, segments, len)?;
-    if probe == NfProbe::Head {
-        *seen = HeadSeen {
-            skb,
-            segments,
-            hook_pf,
-            proto: proto as u8,
-            class: class as u8,
-            _pad: [0; 2],
-        };
-    } else {
+    let tally = probe_counters.by_proto.get_mut(proto as usize)?;
+    tally.packets += segments;
+    tally.bytes += len as u64;
+    if proto == Proto::Tcp {
+        *probe_counters
+            .tcp
+            .get_mut(tcp_class(parsed.tcp_flags) as usize)? += segments;
+    }
+    if probe == NfProbe::Tail {
         let slot = ct_slot(nfct);
         *counters.ct.get_mut(slot)? += segments;
+        // Conntrack creates entries at PREROUTING and OUTPUT; later hooks of the same first
+        // packet still see it NEW and unconfirmed (confirmation comes last, at INPUT or
+        // POSTROUTING), so only those two hooks count creations.
+        let creating_hook = hook == NfHook::PreRouting as u32 || hook == NfHook::LocalOut as u32;
         if slot == CT_NEW && creating_hook {
             let conn = nfct & !7;
             let status: u64 = read(conn, off.conn_status)?;

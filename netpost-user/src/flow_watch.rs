@@ -29,6 +29,8 @@ const RTT_SAMPLES: usize = 4096;
 /// A half-open handshake silent this long has failed (Linux's first SYN retransmits come
 /// after 1 and 3 seconds).
 const HANDSHAKE_TIMEOUT_NS: u64 = 5_000_000_000;
+/// Most events one drain takes (a 4 MiB ring holds ~52,000).
+pub const DRAIN_BATCH: u64 = 16_384;
 /// Entries per BPF_MAP_LOOKUP_BATCH call.
 const BATCH: usize = 1024;
 
@@ -166,8 +168,8 @@ impl FlowMaps {
     }
 
     /// A readiness handle for the event ring buffer: the collection loop drains events as the
-    /// kernel submits them, not once per interval, so a burst larger than the buffer is not
-    /// lost between two ticks.
+    /// kernel submits them, not once per interval, so the buffer only has to hold what
+    /// arrives while the reader waits to be scheduled.
     pub fn events_ready(&self) -> io::Result<EventsReady> {
         let fd = self.events.borrow().as_fd().try_clone_to_owned()?;
         // SAFETY: `fd` is our own duplicate, owned by the AsyncFd and closed only with it.
@@ -175,8 +177,10 @@ impl FlowMaps {
         Ok(EventsReady(fd))
     }
 
-    /// Takes every event the kernel submitted so far (RTTs, the `--events` stream) and
-    /// returns how many.
+    /// Takes the events the kernel submitted so far (RTTs, the `--events` stream), at most
+    /// DRAIN_BATCH of them, and returns how many: a caller that got DRAIN_BATCH calls again
+    /// (the kernel does not wake a reader that has not caught up) after letting its other
+    /// work run, so a flood faster than the reader cannot hold the process in here.
     pub fn drain_events(&self, ifname: &dyn Fn(u32) -> String) -> io::Result<u64> {
         let mut drained = 0;
         let mut ring = self.events.borrow_mut();
@@ -185,7 +189,8 @@ impl FlowMaps {
         let mut stream = self.stream.borrow_mut();
         // Names looked up once per drain, not once per event (each lookup is a syscall).
         let mut names: Vec<(u32, String)> = Vec::new();
-        while let Some(item) = ring.next() {
+        while drained < DRAIN_BATCH {
+            let Some(item) = ring.next() else { break };
             if item.len() < size_of::<FlowEvent>() {
                 continue;
             }

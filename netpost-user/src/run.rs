@@ -173,14 +173,24 @@ pub async fn run(
         .flows()
         .events_ready()
         .context("watching the flow event ring buffer")?;
+    // Set when a drain stopped at its batch limit: drain again without waiting for a wakeup
+    // (none comes until the reader catches up), taking turns with ticks and signals.
+    let mut more_events = false;
+    let drain = || -> anyhow::Result<bool> {
+        let n = attachment
+            .flows()
+            .drain_events(&crate::route_watch::ifname)
+            .context("reading flow events")?;
+        Ok(n == crate::flow_watch::DRAIN_BATCH)
+    };
     loop {
         tokio::select! {
-            ready = events_ready.wait() => {
+            ready = events_ready.wait(), if !more_events => {
                 ready.context("waiting for flow events")?;
-                attachment
-                    .flows()
-                    .drain_events(&crate::route_watch::ifname)
-                    .context("reading flow events")?;
+                more_events = drain()?;
+            }
+            _ = tokio::task::yield_now(), if more_events => {
+                more_events = drain()?;
             }
             _ = ticker.tick() => {
                 emit(&mut prev)?;
