@@ -73,9 +73,9 @@ pub fn metric(plain: Result<Vec<Sweep>, String>, streamed: Result<Sweep, String>
                 })
         })
         .collect();
-    // Lossless up to the last step whose producer fell short of its target: the producer,
-    // not the pipeline, was the limit.
-    let producer_limited = sweeps.iter().any(|s| {
+    // Every sweep lossless up to its last step, where the producer fell short of its target:
+    // the producer, not the pipeline, was the limit.
+    let producer_limited = sweeps.iter().all(|s| {
         s["loss_curve"]
             .as_array()
             .and_then(|c| c.last())
@@ -171,8 +171,11 @@ pub mod tests {
     }
 
     #[test]
-    fn a_sweep_lossless_to_the_end_with_the_producer_short_says_so() {
-        assert_eq!(sample()["producer_limited"], true);
+    fn sweeps_lossless_to_the_end_with_the_producer_short_say_so() {
+        assert_eq!(sample()["producer_limited"], false, "a sweep lost events");
+        let short = sweep(Some(3e6), vec![step(4_000_000, 3e6, 0)]);
+        let m = metric(Ok(vec![short.clone(), short]), Err("x".into()));
+        assert_eq!(m["producer_limited"], true);
         let m = metric(
             Ok(vec![sweep(Some(1e6), vec![step(1_000_000, 1e6, 0)])]),
             Err("x".into()),
