@@ -61,14 +61,14 @@ static NF_COUNTERS: PerCpuArray<NfHookCounters> =
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "socket")]
 pub fn netpost_nf_head(ctx: *mut BpfNfCtx) -> i32 {
-    observe(ctx, NfProbe::Head);
+    nested(ctx, NfProbe::Head);
     NF_ACCEPT
 }
 
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "socket")]
 pub fn netpost_nf_tail(ctx: *mut BpfNfCtx) -> i32 {
-    observe(ctx, NfProbe::Tail);
+    nested(ctx, NfProbe::Tail);
     NF_ACCEPT
 }
 
@@ -85,7 +85,33 @@ const WINDOW: usize = 512;
 
 /// Per-CPU buffer for that copy (too big for the BPF stack).
 #[map(name = "NETPOST_NF_HDR")]
-static HEADERS: PerCpuArray<[u8; WINDOW]> = PerCpuArray::with_max_entries(1, 0);
+static HEADERS: PerCpuArray<[u8; WINDOW]> = PerCpuArray::with_max_entries(NESTING, 0);
+
+/// Programs running on this CPU now. OUTPUT and POSTROUTING run in process context with
+/// softirqs enabled, so a softirq's PREROUTING/INPUT (or its own OUTPUT) programs may run in
+/// the middle of one: each level gets its own header buffer. Softirqs do not nest, so two
+/// levels suffice; the counter is not atomic, but an interrupting program always restores it
+/// before the interrupted one continues.
+#[map(name = "NETPOST_NF_DEPTH")]
+static DEPTH: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+const NESTING: u32 = 2;
+
+/// Runs `observe` with this nesting level's buffer.
+#[inline(always)]
+fn nested(ctx: *mut BpfNfCtx, probe: NfProbe) {
+    let Some(depth) = DEPTH.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: this CPU's counter; see DEPTH for why plain reads and writes suffice.
+    let level = unsafe { *depth };
+    if level < NESTING {
+        // SAFETY: as above.
+        unsafe { *depth = level + 1 };
+        let _ = observe(ctx, probe, level);
+        // SAFETY: as above.
+        unsafe { *depth = level };
+    }
+}
 
 /// The IP packet of an skb: its first bytes copied with one bpf_probe_read_kernel (one
 /// helper call instead of one per header field), the rest read on demand.
@@ -150,7 +176,7 @@ fn skb_fields(skb: u64, off: &NfOffsets) -> SkbFields {
 }
 
 #[inline(always)]
-fn observe(ctx: *mut BpfNfCtx, probe: NfProbe) -> Option<()> {
+fn observe(ctx: *mut BpfNfCtx, probe: NfProbe, level: u32) -> Option<()> {
     // SAFETY: a read-only global; volatile so the compiler keeps the load userspace patches.
     let off: NfOffsets = unsafe { core::ptr::read_volatile(&NETPOST_NF_OFFSETS) };
     // SAFETY: the kernel passes a valid bpf_nf_ctx; these are the two fields it has.
@@ -171,7 +197,7 @@ fn observe(ctx: *mut BpfNfCtx, probe: NfProbe) -> Option<()> {
         nfct,
     } = skb_fields(skb, &off);
     let base = head + network as u64;
-    let copy = HEADERS.get_ptr_mut(0)?;
+    let copy = HEADERS.get_ptr_mut(level)?;
     // SAFETY: this CPU's scratch buffer, used only during this program run.
     let copy = unsafe { &mut *copy };
     let copied = (len as usize).min(HEADER_COPY);
