@@ -26,7 +26,17 @@ fn observe(pair: &VethPair, traffic: impl FnOnce(&VethPair)) -> (Value, DevStats
     let netpost = Netpost::start(&pair.ns_b.name, &[&pair.b.ifname], &[]);
     let before = dev_stats(&pair.ns_b, &pair.b.ifname);
     traffic(pair);
-    let after = dev_stats(&pair.ns_b, &pair.b.ifname);
+    // The last segments (a FIN's ACK) may still be on their way when the exchange returns:
+    // read once the device's counters have stood still for 100 ms.
+    let mut after = dev_stats(&pair.ns_b, &pair.b.ifname);
+    for _ in 0..20 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let now = dev_stats(&pair.ns_b, &pair.b.ifname);
+        if now == after {
+            break;
+        }
+        after = now;
+    }
     (netpost.stop(), after.delta(&before))
 }
 
