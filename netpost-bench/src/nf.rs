@@ -2,7 +2,6 @@
 //! own loader (aya 0.14 has no netfilter program type) and run with BPF_PROG_TEST_RUN, which the kernel supports for
 //! BPF_PROG_TYPE_NETFILTER since 6.4 (`bpf_prog_test_run_nf`).
 use std::{
-    io,
     os::fd::{AsRawFd as _, BorrowedFd, OwnedFd},
     time::Duration,
 };
@@ -20,22 +19,6 @@ const NF_INET_PRE_ROUTING: u8 = 0;
 /// loads each as a netfilter program (netpost's own loader).
 pub fn load(ebpf: &Ebpf, object: &[u8], names: &[&str]) -> anyhow::Result<Vec<OwnedFd>> {
     netpost::netfilter::load_named(ebpf, object, names).map_err(|e| anyhow!(e))
-}
-
-fn bpf(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<i64> {
-    // SAFETY: attr is a fully initialised bpf_attr of the size we pass.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd as libc::c_long,
-            attr as *mut bpf_attr,
-            size_of::<bpf_attr>(),
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(ret)
 }
 
 /// The `struct nf_hook_state` prefix a test run takes as its context: only `hook` and `pf`
@@ -71,7 +54,7 @@ pub fn test_run(
         ctx.as_ptr() as u64
     };
     t.ctx_size_in = ctx.len() as u32;
-    if let Err(e) = bpf(bpf_cmd::BPF_PROG_TEST_RUN, &mut attr) {
+    if let Err(e) = netpost::bpf_sys::bpf(bpf_cmd::BPF_PROG_TEST_RUN, &mut attr) {
         bail!("BPF_PROG_TEST_RUN: {e}");
     }
     // SAFETY: the kernel wrote the results into the same member.

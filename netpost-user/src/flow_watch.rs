@@ -273,16 +273,8 @@ fn dump<K: Copy, V: Copy>(fd: BorrowedFd<'_>) -> io::Result<Vec<(K, V)>> {
         b.values = values.as_mut_ptr() as u64;
         b.count = BATCH as u32;
         b.map_fd = fd.as_raw_fd() as u32;
-        // SAFETY: attr describes buffers of BATCH keys and values that outlive the call.
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                bpf_cmd::BPF_MAP_LOOKUP_BATCH as libc::c_long,
-                &mut attr as *mut bpf_attr,
-                size_of::<bpf_attr>(),
-            )
-        };
-        let err = (ret < 0).then(io::Error::last_os_error);
+        // attr describes buffers of BATCH keys and values that outlive the call.
+        let err = crate::bpf_sys::bpf(bpf_cmd::BPF_MAP_LOOKUP_BATCH, &mut attr).err();
         // SAFETY: the kernel wrote back how many entries it filled.
         let n = unsafe { attr.batch.count } as usize;
         out.extend(

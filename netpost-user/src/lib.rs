@@ -1,5 +1,6 @@
 //! netpost's userspace: loader (attach, own links), collector loop, the Snapshot model and
 //! its sinks. main.rs is a thin CLI over this library so tests reuse the same code.
+pub mod bpf_sys;
 pub mod cli;
 pub mod conntrack;
 pub mod drop_watch;

@@ -124,20 +124,9 @@ impl NfPrograms {
 }
 
 fn bpf(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<OwnedFd> {
-    // SAFETY: attr is a fully initialised bpf_attr of the size we pass.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd as libc::c_long,
-            attr as *mut bpf_attr,
-            size_of::<bpf_attr>(),
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let fd = crate::bpf_sys::bpf(cmd, attr)?;
     // SAFETY: a successful BPF_PROG_LOAD / BPF_LINK_CREATE returns a new fd we now own.
-    Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 fn prog_load(name: &str, insns: &[bpf_insn], license: &CString) -> Result<OwnedFd, String> {
