@@ -16,6 +16,12 @@ fn main() -> anyhow::Result<()> {
         .manifest_path
         .parent()
         .ok_or_else(|| anyhow!("no parent for {}", ebpf.manifest_path))?;
+    // aya-build turns every line the inner cargo prints into a `cargo:warning`, and cargo
+    // replays a build script's warnings on every later build, even when nothing is rebuilt:
+    // ~40 "Compiling ..." lines per `cargo xtask run`. A quiet inner cargo prints only what
+    // matters (compiler warnings and errors still come through its JSON messages).
+    // SAFETY: single-threaded here; the variable is read by the cargo child spawned below.
+    unsafe { std::env::set_var("CARGO_TERM_QUIET", "true") };
     aya_build::build_ebpf(
         [aya_build::Package {
             name: ebpf.name.as_str(),

@@ -16,8 +16,8 @@ use std::{
 use anyhow::{Context as _, bail};
 use aya::{Btf, EbpfLoader, programs::SchedClassifier};
 use netpost::{
-    flow_watch::{DRAIN_BATCH, FlowMaps, MAP_EVENTS},
     loader::{EBPF_OBJECT, LoadOptions},
+    probe::flows::{DRAIN_BATCH, FlowMaps, MAP_EVENTS},
 };
 use netpost_common::flows::funnel;
 use serde_json::{Value, json};

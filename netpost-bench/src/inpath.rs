@@ -1,87 +1,117 @@
-//! What netpost's kernel programs cost on the real packet path: the kernel's own run-time
-//! statistics (BPF_ENABLE_STATS; on only while the returned fd is open, so they switch off
-//! again even if this process dies) for the programs one netpost process holds, over a window.
-use std::{collections::BTreeMap, time::Duration};
+//! What BPF programs cost on the real packet path: the kernel's own run-time statistics
+//! (BPF_ENABLE_STATS; on only while the returned fd is open, so they switch off again even if
+//! this process dies) for the programs one process holds, over a window cut into steps, with
+//! the packets an interface received meanwhile (read from sysfs: run this inside the
+//! interface's namespace, as `ip netns exec` does, which mounts that namespace's sysfs).
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context as _;
-use aya::{
-    programs::loaded_programs,
-    sys::{Stats, enable_stats},
-};
-use serde_json::{Value, json};
+use aya::sys::{Stats, enable_stats};
+use serde_json::{Map, Value, json};
 
-/// The ids of the BPF programs `pid` holds, directly or through links: /proc fdinfo of a
-/// program or link fd has a `prog_id:` line.
-fn prog_ids(pid: u32) -> anyhow::Result<Vec<u32>> {
-    let dir = format!("/proc/{pid}/fdinfo");
-    let mut ids = Vec::new();
-    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
-        let Ok(text) = std::fs::read_to_string(entry?.path()) else {
-            continue; // the fd was closed meanwhile
+use crate::held::{self, Held};
+
+pub struct Options {
+    pub pid: u32,
+    pub secs: f64,
+    /// Count the packets this interface receives during the window.
+    pub iface: Option<String>,
+    /// Length of one step of the window.
+    pub step: f64,
+}
+
+fn rx_packets(iface: &str) -> anyhow::Result<u64> {
+    let path = format!("/sys/class/net/{iface}/statistics/rx_packets");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    text.trim()
+        .parse()
+        .with_context(|| format!("parsing {path}"))
+}
+
+/// Programs, interface counter and time, read together.
+struct Reading {
+    at: Instant,
+    programs: Vec<Held>,
+    rx: Option<u64>,
+}
+
+/// Runs and run time per program name between two readings (several programs may share a
+/// name, one per attach point: they are added up).
+fn delta(a: &Reading, b: &Reading) -> BTreeMap<String, (u64, u64)> {
+    let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for p in &b.programs {
+        let Some(p0) = a.programs.iter().find(|q| q.id == p.id) else {
+            continue;
         };
-        ids.extend(parse_prog_id(&text));
+        let e = out.entry(p.name.clone()).or_default();
+        e.0 += p.runs - p0.runs;
+        e.1 += p.run_ns.saturating_sub(p0.run_ns);
     }
-    ids.sort_unstable();
-    ids.dedup();
-    Ok(ids)
+    out
 }
 
-fn parse_prog_id(fdinfo: &str) -> Option<u32> {
-    fdinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("prog_id:"))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-/// id -> (name, run time, run count)
-fn snapshot(ids: &[u32]) -> BTreeMap<u32, (String, Duration, u64)> {
-    loaded_programs()
-        .filter_map(Result::ok)
-        .filter(|p| ids.contains(&p.id()))
-        .map(|p| {
-            let name = p.name_as_str().unwrap_or("?").to_owned();
-            (p.id(), (name, p.run_time(), p.run_count()))
-        })
+fn programs_json(d: &BTreeMap<String, (u64, u64)>) -> Map<String, Value> {
+    d.iter()
+        .map(|(name, (runs, ns))| (name.clone(), json!({"runs": runs, "run_ns": ns})))
         .collect()
 }
 
-pub fn measure(pid: u32, secs: f64) -> anyhow::Result<Value> {
+pub fn measure(opts: &Options) -> anyhow::Result<Value> {
     let _stats = enable_stats(Stats::RunTime).context("BPF_ENABLE_STATS")?;
-    let ids = prog_ids(pid)?;
-    let before = snapshot(&ids);
-    std::thread::sleep(Duration::from_secs_f64(secs));
-    let after = snapshot(&ids);
-    let mut programs = serde_json::Map::new();
-    let mut total_ns = 0u128;
-    for (id, (name, time, count)) in &after {
-        let Some((_, time0, count0)) = before.get(id) else {
-            continue;
-        };
-        let runs = count - count0;
-        let ns = time.saturating_sub(*time0).as_nanos();
-        total_ns += ns;
-        // Several programs may share a name (one per attach point): add them up.
-        let entry = programs
-            .entry(name.clone())
-            .or_insert_with(|| json!({"runs": 0u64, "run_ns": 0u64}));
-        entry["runs"] = json!(entry["runs"].as_u64().unwrap_or(0) + runs);
-        entry["run_ns"] = json!(entry["run_ns"].as_u64().unwrap_or(0) + ns as u64);
+    let ids = held::prog_ids(opts.pid)?;
+    let names = held::object_names();
+    let read = || -> anyhow::Result<Reading> {
+        Ok(Reading {
+            at: Instant::now(),
+            programs: held::read(&ids, &names),
+            rx: opts.iface.as_deref().map(rx_packets).transpose()?,
+        })
+    };
+    let first = read()?;
+    let steps = (opts.secs / opts.step).round().max(1.0) as usize;
+    let mut readings = vec![first];
+    for i in 1..=steps {
+        let due = readings[0].at + Duration::from_secs_f64(opts.step * i as f64);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        readings.push(read()?);
     }
+    let (first, last) = (&readings[0], &readings[readings.len() - 1]);
+    let total = delta(first, last);
+    let mut programs = programs_json(&total);
+    for p in &first.programs {
+        if let Some(Value::Object(entry)) = programs.get_mut(&p.name) {
+            entry.insert("kind".into(), json!(p.kind));
+            entry.insert("kernel_name".into(), json!(p.kernel_name));
+            let tps = entry.entry("tracepoints").or_insert_with(|| json!([]));
+            for tp in &p.tracepoints {
+                if let Some(list) = tps.as_array_mut()
+                    && !list.contains(&json!(tp))
+                {
+                    list.push(json!(tp));
+                }
+            }
+        }
+    }
+    let rx = |a: &Reading, b: &Reading| a.rx.zip(b.rx).map(|(a, b)| b - a);
+    let steps: Vec<Value> = readings
+        .windows(2)
+        .map(|w| {
+            json!({
+                "secs": (w[1].at - w[0].at).as_secs_f64(),
+                "rx_packets": rx(&w[0], &w[1]),
+                "programs": programs_json(&delta(&w[0], &w[1])),
+            })
+        })
+        .collect();
     Ok(json!({
-        "secs": secs,
+        "secs": (last.at - first.at).as_secs_f64(),
+        "iface": opts.iface,
+        "rx_packets": rx(first, last),
         "programs": programs,
-        "total_run_ns": total_ns as u64,
+        "total_run_ns": total.values().map(|(_, ns)| ns).sum::<u64>(),
+        "steps": steps,
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_prog_id_from_fdinfo() {
-        let link = "pos:\t0\nflags:\t02000002\nmnt_id:\t16\nino:\t2078\nlink_type:\txdp\nlink_id:\t7\nprog_tag:\tab\nprog_id:\t42\n";
-        assert_eq!(parse_prog_id(link), Some(42));
-        assert_eq!(parse_prog_id("pos:\t0\nflags:\t0100000\n"), None);
-    }
 }

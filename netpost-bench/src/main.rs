@@ -1,12 +1,16 @@
 //! The parts of `cargo xtask bench` that need netpost's programs or raw sockets, as one
 //! root-only binary the xtask runs (xtask itself must build before the eBPF toolchain
 //! exists). Each subcommand prints one JSON object on stdout.
+mod btfparse;
 mod events;
+mod floor;
 mod frames;
+mod held;
 mod inpath;
 mod nf;
 mod progcost;
 mod udp;
+mod verifier;
 
 use std::net::SocketAddr;
 
@@ -71,6 +75,49 @@ enum Cmd {
         pid: u32,
         #[arg(long)]
         secs: f64,
+        /// Also count the packets this interface receives (run in its namespace).
+        #[arg(long)]
+        iface: Option<String>,
+        /// Seconds per step of the window (each step is reported too).
+        #[arg(long, default_value_t = 0.5)]
+        step: f64,
+    },
+    /// The empty programs attached where netpost attaches its own, and their run time over a
+    /// window, as `inpath` reports it (run in the interfaces' namespace).
+    Floor {
+        /// Attach XDP and tc floors here (repeat).
+        #[arg(short = 'i', long = "interface")]
+        ifaces: Vec<String>,
+        /// Attach the raw tracepoint floor at this tracepoint (repeat).
+        #[arg(long)]
+        raw_tp: Vec<String>,
+        /// Load and attach the tp_btf floor for this tracepoint.
+        #[arg(long)]
+        tp_btf: Option<String>,
+        #[arg(long)]
+        secs: f64,
+        #[arg(long, default_value_t = 0.5)]
+        step: f64,
+        /// Count the packets this interface receives.
+        #[arg(long)]
+        count: Option<String>,
+    },
+    /// The programs a process holds: names, types, tracepoints, when each load began.
+    Held {
+        #[arg(long)]
+        pid: u32,
+    },
+    /// Times netpost's and aya's parses of the kernel BTF.
+    BtfParse {
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+    /// What this kernel's verifier makes of every netpost program: loaded or the reason,
+    /// instructions processed, translated and JITed sizes.
+    Verifier {
+        /// Write the whole verifier log of every refused program here (<name>.log).
+        #[arg(long)]
+        log_dir: Option<std::path::PathBuf>,
     },
     /// Counts the datagrams arriving on an address (recvmmsg).
     Sink {
@@ -99,7 +146,35 @@ fn main() -> anyhow::Result<()> {
             secs,
             streamed,
         })?,
-        Cmd::Inpath { pid, secs } => inpath::measure(pid, secs)?,
+        Cmd::Inpath {
+            pid,
+            secs,
+            iface,
+            step,
+        } => inpath::measure(&inpath::Options {
+            pid,
+            secs,
+            iface,
+            step,
+        })?,
+        Cmd::Floor {
+            ifaces,
+            raw_tp,
+            tp_btf,
+            secs,
+            step,
+            count,
+        } => floor::run(&floor::Options {
+            ifaces,
+            raw_tp,
+            tp_btf,
+            secs,
+            step,
+            count,
+        })?,
+        Cmd::Held { pid } => held::run(pid)?,
+        Cmd::BtfParse { rounds } => btfparse::run(rounds)?,
+        Cmd::Verifier { log_dir } => verifier::run(log_dir.as_deref())?,
         Cmd::Gen {
             dst,
             payload,

@@ -2,13 +2,13 @@
 //! own loader (aya 0.14 has no netfilter program type) and run with BPF_PROG_TEST_RUN, which the kernel supports for
 //! BPF_PROG_TYPE_NETFILTER since 6.4 (`bpf_prog_test_run_nf`).
 use std::{
-    os::fd::{AsRawFd as _, BorrowedFd, OwnedFd},
+    os::fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd, RawFd},
     time::Duration,
 };
 
 use anyhow::{anyhow, bail};
 use aya::Ebpf;
-use aya_obj::generated::{bpf_attr, bpf_cmd};
+use aya_obj::generated::{bpf_attach_type, bpf_attr, bpf_cmd};
 use netpost_common::netfilter::NfOffsets;
 
 /// NF_INET_PRE_ROUTING: the kernel builds the test skb from an Ethernet frame for every hook
@@ -18,7 +18,7 @@ const NF_INET_PRE_ROUTING: u8 = 0;
 /// Relocates the named functions of `object` against the maps `ebpf` created from it and
 /// loads each as a netfilter program (netpost's own loader).
 pub fn load(ebpf: &Ebpf, object: &[u8], names: &[&str]) -> anyhow::Result<Vec<OwnedFd>> {
-    netpost::netfilter::load_named(ebpf, object, names).map_err(|e| anyhow!(e))
+    netpost::probe::netfilter::bpf::load_named(ebpf, object, names).map_err(|e| anyhow!(e))
 }
 
 /// The `struct nf_hook_state` prefix a test run takes as its context: only `hook` and `pf`
@@ -60,4 +60,22 @@ pub fn test_run(
     // SAFETY: the kernel wrote the results into the same member.
     let t = unsafe { &attr.test };
     Ok((t.retval, Duration::from_nanos(u64::from(t.duration))))
+}
+
+/// Links a netfilter program at one hook of the caller's namespace (BPF_LINK_CREATE, attach
+/// type BPF_NETFILTER); closing the returned fd unlinks it.
+pub fn link(prog: &OwnedFd, pf: u8, hooknum: u32, priority: i32) -> anyhow::Result<OwnedFd> {
+    // SAFETY: all-zero is a valid bpf_attr.
+    let mut attr: bpf_attr = unsafe { std::mem::zeroed() };
+    // SAFETY: writing the link-create member of the zeroed union.
+    let lc = unsafe { &mut attr.link_create };
+    lc.__bindgen_anon_1.prog_fd = prog.as_raw_fd() as u32;
+    lc.attach_type = bpf_attach_type::BPF_NETFILTER as u32;
+    lc.__bindgen_anon_3.netfilter.pf = u32::from(pf);
+    lc.__bindgen_anon_3.netfilter.hooknum = hooknum;
+    lc.__bindgen_anon_3.netfilter.priority = priority;
+    let fd = netpost::bpf_sys::bpf(bpf_cmd::BPF_LINK_CREATE, &mut attr)
+        .map_err(|e| anyhow!("BPF_LINK_CREATE: {e}"))?;
+    // SAFETY: a successful BPF_LINK_CREATE returns a new fd we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }

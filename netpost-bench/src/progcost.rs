@@ -11,7 +11,8 @@ use aya::{
 };
 use netpost::{
     kernel_btf::KernelBtf,
-    loader::{EBPF_OBJECT, LoadOptions, PROG_TC_IN, PROG_TC_OUT, PROG_XDP, Programs},
+    loader::{EBPF_OBJECT, LoadOptions, Programs},
+    probe::interfaces::{PROG_TC_IN, PROG_TC_OUT, PROG_XDP},
 };
 use netpost_common::{
     Family, Hook, Proto,
@@ -24,8 +25,8 @@ use crate::{frames, nf};
 const FLOOR_XDP: &str = "netpost_floor_xdp";
 const FLOOR_TC: &str = "netpost_floor_tc";
 const FLOOR_NF: &str = "netpost_floor_nf";
-const NF_HEAD: &str = netpost::netfilter::PROG_NF_HEAD;
-const NF_TAIL: &str = netpost::netfilter::PROG_NF_TAIL;
+const NF_HEAD: &str = netpost::probe::netfilter::bpf::PROG_NF_HEAD;
+const NF_TAIL: &str = netpost::probe::netfilter::bpf::PROG_NF_TAIL;
 const GLOBAL_NF_OFFSETS: &str = "NETPOST_NF_OFFSETS";
 const MAP_NF: &str = "NETPOST_NF";
 
@@ -80,7 +81,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Value> {
     // loading netpost's loader keeps to itself.
     let offsets = KernelBtf::from_file(Path::new(&netpost::preflight::btf_path()))
         .map_err(|e| e.to_string())
-        .and_then(|btf| netpost::netfilter::offsets(&btf));
+        .and_then(|btf| btf.nf_offsets().map_err(|e| e.to_string()));
     let nf_offsets = offsets.clone().unwrap_or_default();
     let mut own = EbpfLoader::new()
         .btf(Btf::from_sys_fs().ok().as_ref())

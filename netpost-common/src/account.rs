@@ -49,3 +49,20 @@ pub fn estimate_segments(parsed: &Parsed, mtu: u32) -> u32 {
     let per_segment = mtu - headers;
     parsed.payload_len().div_ceil(per_segment)
 }
+
+/// How many wire segments an skb stands for: `gso_segs` when the kernel has counted them;
+/// else, for a GSO skb (`gso_size` set, as virtio-net and tap hand the stack TSO frames with
+/// `gso_segs` still 0), its payload cut into `gso_size` pieces; else 1.
+///
+/// `parsed.header_len` must already include a tunnel's inner headers
+/// ([`crate::parse::tunnel_headers`]): `gso_size` is the inner payload per segment.
+#[inline(always)]
+pub fn gso_segments(parsed: &Parsed, gso_segs: u32, gso_size: u32) -> u32 {
+    if gso_segs != 0 {
+        return gso_segs;
+    }
+    if gso_size == 0 {
+        return 1;
+    }
+    parsed.payload_len().div_ceil(gso_size).max(1)
+}

@@ -110,12 +110,15 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// Adds another CPU's values. Wrapping: a program may correct a count downwards on one
+    /// CPU after another counted it up (a tunnel's inner headers move bytes from payload to
+    /// headers), so one CPU's value may be "negative"; the sum over CPUs is right.
     pub fn add(&mut self, other: &Counters) {
-        self.frames += other.frames;
-        self.packets += other.packets;
-        self.bytes += other.bytes;
-        self.header_bytes += other.header_bytes;
-        self.payload_bytes += other.payload_bytes;
+        self.frames = self.frames.wrapping_add(other.frames);
+        self.packets = self.packets.wrapping_add(other.packets);
+        self.bytes = self.bytes.wrapping_add(other.bytes);
+        self.header_bytes = self.header_bytes.wrapping_add(other.header_bytes);
+        self.payload_bytes = self.payload_bytes.wrapping_add(other.payload_bytes);
     }
 }
 

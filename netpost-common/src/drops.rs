@@ -16,7 +16,9 @@ pub struct DropKey {
     pub ethertype: u16,
     /// The IP protocol (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6), 0 when not IP or unreadable.
     pub ipproto: u8,
-    pub _pad: u8,
+    /// Where netpost's netfilter programs last saw the packet ([`nf_where`]); 0 when they
+    /// did not.
+    pub nf_where: u8,
     /// Address in the kernel function that dropped (`kfree_skb`'s `location`).
     pub location: u64,
 }
@@ -36,7 +38,9 @@ pub struct DropSample {
     pub dst: [u8; 16],
     pub sport: u16,
     pub dport: u16,
-    pub _pad: u32,
+    /// As [`DropKey::nf_where`].
+    pub nf_where: u8,
+    pub _pad: [u8; 3],
 }
 
 /// How often one CPU may sample drops of one reason.
@@ -78,67 +82,34 @@ mod pod {
     unsafe impl aya::Pod for super::DropOffsets {}
 }
 
-/// Successful IPv4 route lookups counted per (table, output device, gateway, destination).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RouteKey {
-    pub table: u32,
-    /// Output device ifindex (in the watched namespace).
-    pub oif: u32,
-    /// Gateway (network byte order), 0 for a directly connected destination.
-    pub gateway: [u8; 4],
-    pub dst: [u8; 4],
+/// Encodes for [`DropKey::nf_where`] that the netfilter programs last saw a packet at `hook`
+/// (0 PREROUTING .. 4 POSTROUTING): `after` false when netpost's first program there ran and
+/// its last one not yet (a rule or hook function of that hook dropped it), true when the last
+/// one ran too (dropped after every rule: conntrack's confirmation, or later in the stack).
+pub const fn nf_where(hook: u8, after: bool) -> u8 {
+    1 + hook * 2 + after as u8
 }
 
-/// IPv6 route lookups per (table, result, output device, gateway, destination). Unlike IPv4's
-/// tracepoint, fib6's passes the namespace, so failed lookups are counted too.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Route6Key {
-    pub table: u32,
-    pub oif: u32,
-    /// The route's type (RTN_UNICAST 1, RTN_LOCAL 2, RTN_BLACKHOLE 6, RTN_UNREACHABLE 7,
-    /// RTN_PROHIBIT 8...).
-    pub route_type: u8,
-    pub _pad: [u8; 3],
-    pub gateway: [u8; 16],
-    pub dst: [u8; 16],
+/// The inverse of [`nf_where`]: `(hook, after)`, None for 0 (not seen) or a bad code.
+pub const fn nf_where_decode(code: u8) -> Option<(u8, bool)> {
+    if code == 0 || code > 10 {
+        return None;
+    }
+    Some(((code - 1) / 2, (code - 1) % 2 == 1))
 }
 
-/// Kernel struct offsets the route program reads at.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RouteOffsets {
-    pub nhc_dev: u32,
-    pub nhc_gw_family: u32,
-    pub nhc_gw: u32,
-    pub dev_ifindex: u32,
-    pub dev_net: u32,
-    pub net_inum: u32,
-    /// flowi4.daddr
-    pub flow_daddr: u32,
-    pub watch_inum: u32,
-    /// fib6_result.nh (a fib6_nh, which starts with its fib_nh_common)
-    pub res6_nh: u32,
-    /// fib6_result.fib6_type (u8)
-    pub res6_type: u32,
-    /// fib6_table.tb6_id
-    pub table6_id: u32,
-    /// flowi6.daddr
-    pub flow6_daddr: u32,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Distinct route keys kept (least recently used first out).
-pub const ROUTE_KEYS: u32 = 4096;
-
-const _: () = assert!(core::mem::size_of::<RouteKey>() == 16);
-const _: () = assert!(core::mem::size_of::<RouteOffsets>() == 48);
-const _: () = assert!(core::mem::size_of::<Route6Key>() == 44);
-
-#[cfg(feature = "user")]
-mod route_pod {
-    // SAFETY: #[repr(C)] structs of integers without padding (sizes asserted above).
-    unsafe impl aya::Pod for super::RouteKey {}
-    unsafe impl aya::Pod for super::RouteOffsets {}
-    unsafe impl aya::Pod for super::Route6Key {}
+    #[test]
+    fn nf_where_round_trips() {
+        for hook in 0..5 {
+            for after in [false, true] {
+                assert_eq!(nf_where_decode(nf_where(hook, after)), Some((hook, after)));
+            }
+        }
+        assert_eq!(nf_where_decode(0), None);
+        assert_eq!(nf_where_decode(11), None);
+    }
 }

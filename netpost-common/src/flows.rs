@@ -32,8 +32,30 @@ pub struct FlowValue {
     pub handshake: Handshake,
     /// TCP flags seen from each endpoint (OR of every packet's flags).
     pub flags: [u8; 2],
-    pub _pad: [u8; 6],
+    /// 1 when this interface's entry speaks for the connection: the first watched interface
+    /// that saw it (a router sees a connection on both its interfaces). Only that entry
+    /// counts it in the global funnel and emits its events.
+    pub owner: u8,
+    pub _pad: [u8; 5],
 }
+
+/// Key of the table that remembers the ports of a fragmented datagram's first fragment, so
+/// its later fragments (which carry no transport header) go to the same flow.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FragKey {
+    /// 4 or 6.
+    pub ip_version: u8,
+    pub proto: u8,
+    pub _pad: u16,
+    /// The fragment identification (IPv4's 16 bits, IPv6's 32).
+    pub id: u32,
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+}
+
+/// Datagrams whose first fragment's ports are remembered (least recently used first out).
+pub const FRAG_KEYS: u32 = 1024;
 
 /// Event kinds sent through the ring buffer (state changes only, never per packet).
 pub mod event {
@@ -44,6 +66,9 @@ pub mod event {
     pub const CLOSED: u8 = 5;
     /// Raised by userspace, not the kernel: a half-open handshake went silent.
     pub const TIMED_OUT: u8 = 6;
+    /// The server retransmitted its SYN-ACK after the completing ACK: that ACK was lost and
+    /// the handshake is open again.
+    pub const UNDONE: u8 = 7;
 }
 
 #[repr(C)]
@@ -77,7 +102,10 @@ pub mod funnel {
     pub const EVENTS_LOST: u32 = 8;
     /// Packets at tc that no flow took (not TCP/UDP/ICMP over IP, or headers out of reach).
     pub const UNTRACKED: u32 = 9;
-    pub const COUNT: u32 = 10;
+    /// Handshakes counted established whose completing ACK turned out lost (the server
+    /// retransmitted its SYN-ACK): `ESTABLISHED - UNDONE` completed.
+    pub const UNDONE: u32 = 10;
+    pub const COUNT: u32 = 11;
 }
 
 /// Default size of the flow map (`--max-flows`).
@@ -86,6 +114,7 @@ pub const DEFAULT_MAX_FLOWS: u32 = 65536;
 const _: () = assert!(core::mem::size_of::<FlowKey>() == 44);
 const _: () = assert!(core::mem::size_of::<FlowValue>() == 96);
 const _: () = assert!(core::mem::size_of::<FlowEvent>() == 72);
+const _: () = assert!(core::mem::size_of::<FragKey>() == 40);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -93,54 +122,5 @@ mod pod {
     unsafe impl aya::Pod for super::FlowKey {}
     unsafe impl aya::Pod for super::FlowValue {}
     unsafe impl aya::Pod for super::FlowEvent {}
-}
-
-/// Local TCP sockets, from the kernel's tracepoints: the counters' slots.
-pub mod sockets {
-    /// Transitions into TCP state N (include/net/tcp_states.h: 1 ESTABLISHED .. 12
-    /// NEW_SYN_RECV) are counted at slot N.
-    pub const STATES: u32 = 16;
-    pub const SYNACK_RETRANSMITS: u32 = 16;
-    pub const RESETS_SENT: u32 = 17;
-    pub const RESETS_RECEIVED: u32 = 18;
-    pub const COUNT: u32 = 19;
-
-    /// Names of the TCP states, by number.
-    pub const STATE_NAMES: [&str; 13] = [
-        "",
-        "ESTABLISHED",
-        "SYN_SENT",
-        "SYN_RECV",
-        "FIN_WAIT1",
-        "FIN_WAIT2",
-        "TIME_WAIT",
-        "CLOSE",
-        "CLOSE_WAIT",
-        "LAST_ACK",
-        "LISTEN",
-        "CLOSING",
-        "NEW_SYN_RECV",
-    ];
-}
-
-/// Kernel struct offsets the socket tracepoint programs read at.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SockOffsets {
-    /// sock.__sk_common.skc_net
-    pub sk_net: u32,
-    /// sock.sk_protocol (u16)
-    pub sk_protocol: u32,
-    pub skb_dev: u32,
-    pub dev_net: u32,
-    pub net_inum: u32,
-    pub watch_inum: u32,
-}
-
-const _: () = assert!(core::mem::size_of::<SockOffsets>() == 24);
-
-#[cfg(feature = "user")]
-mod sock_pod {
-    // SAFETY: a #[repr(C)] struct of u32s.
-    unsafe impl aya::Pod for super::SockOffsets {}
+    unsafe impl aya::Pod for super::FragKey {}
 }

@@ -10,9 +10,14 @@ pub mod flows;
 pub mod handshake;
 pub mod netfilter;
 pub mod parse;
+pub mod record;
+pub mod routes;
+pub mod sockets;
 
-pub use account::{Accounting, account, estimate_segments};
+pub use account::{Accounting, account, estimate_segments, gso_segments};
 pub use counters::{
     Counters, Family, Hook, HookCounters, IFINDEX_ARRAY, IfaceInfo, MAX_IFACES, Proto,
 };
-pub use parse::{PacketBytes, Parsed, parse, parse_l3};
+pub use parse::{
+    FRAG_FIRST, FRAG_LATER, FRAG_NONE, PacketBytes, Parsed, parse, parse_l3, tunnel_headers,
+};

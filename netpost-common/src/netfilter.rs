@@ -88,16 +88,20 @@ pub enum TcpClass {
     Rst = 2,
     Fin = 3,
     Other = 4,
+    /// The TCP header was not in the skb's linear data where netfilter runs (a driver left it
+    /// in a page fragment): the packet is TCP, its flags were not read.
+    Unread = 5,
 }
 
 impl TcpClass {
-    pub const COUNT: usize = 5;
+    pub const COUNT: usize = 6;
     pub const ALL: [TcpClass; TcpClass::COUNT] = [
         TcpClass::Syn,
         TcpClass::SynAck,
         TcpClass::Rst,
         TcpClass::Fin,
         TcpClass::Other,
+        TcpClass::Unread,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -107,6 +111,7 @@ impl TcpClass {
             TcpClass::Rst => "rst",
             TcpClass::Fin => "fin",
             TcpClass::Other => "other",
+            TcpClass::Unread => "unread",
         }
     }
 }
@@ -132,6 +137,20 @@ pub const fn tcp_class(flags: u8) -> TcpClass {
         TcpClass::Fin
     } else {
         TcpClass::Other
+    }
+}
+
+/// Wire segments per class of a TCP skb of `segments` segments: `(class, in_class, other)`.
+/// Segmentation copies the flags to every segment except FIN and PSH, which only the last
+/// one keeps (and CWR, only the first): a super-packet ending in a FIN is one FIN on the
+/// wire and `segments - 1` segments without it. SYN and RST never travel in super-packets.
+#[inline(always)]
+pub const fn tcp_class_segments(flags: u8, segments: u64) -> (TcpClass, u64, u64) {
+    let class = tcp_class(flags);
+    if matches!(class, TcpClass::Fin) && segments > 1 {
+        (class, 1, segments - 1)
+    } else {
+        (class, segments, 0)
     }
 }
 
@@ -182,8 +201,11 @@ pub struct NfHookCounters {
     pub head: NfProbeCounters,
     pub tail: NfProbeCounters,
     pub ct: [u64; CT_SLOTS],
-    /// Conntrack entries created at this hook (PREROUTING and OUTPUT, where conntrack
-    /// creates them): packets in state NEW whose entry is not yet confirmed.
+    /// Conntrack entries about to be confirmed at this hook (INPUT and POSTROUTING, where
+    /// conntrack confirms the entries it created at PREROUTING and OUTPUT): packets in state
+    /// NEW whose entry is not yet confirmed when they leave the hook's last rule. Counting
+    /// them at creation would count entries whose packet a rule then dropped, which never
+    /// enter the table.
     pub ct_created: u64,
 }
 
@@ -235,7 +257,26 @@ pub struct NfOffsets {
     pub shinfo_gso_segs: u32,
     /// `nf_conn.status` (IPS_* bits), to tell a new entry from a confirmed one.
     pub conn_status: u32,
-    pub _pad: u32,
+    /// `skb->tail` (an offset from head on 64-bit kernels): where the linear data ends.
+    pub skb_tail: u32,
+    pub shinfo_gso_size: u32,
+    /// Where `IPCB(skb)->frag_max_size` / `IP6CB(skb)->frag_max_size` lie in the `sk_buff`
+    /// (its `cb` plus the member's offset in `inet_skb_parm` / `inet6_skb_parm`).
+    pub ip4cb_frag_max: u32,
+    pub ip6cb_frag_max: u32,
+}
+
+/// How many fragments a reassembled datagram of `len` bytes arrived in, given the largest
+/// fragment (`frag_max`, the kernel's `frag_max_size`) and the header every fragment repeats
+/// (`per_fragment`: the IPv4 header, or IPv6's fixed header plus Fragment header). Every
+/// fragment but the last is as large as the largest one, as fragmentation cuts them.
+#[inline(always)]
+pub const fn reassembled_fragments(len: u32, frag_max: u32, per_fragment: u32) -> u32 {
+    if frag_max <= per_fragment || len <= per_fragment {
+        return 1;
+    }
+    let n = (len - per_fragment).div_ceil(frag_max - per_fragment);
+    if n == 0 { 1 } else { n }
 }
 
 /// `IPS_CONFIRMED`: the entry is in the conntrack table.
@@ -254,9 +295,9 @@ pub struct CtSource {
 /// How many sources the kernel keeps (least recently used ones are evicted).
 pub const CT_SOURCES: u32 = 4096;
 
-const _: () = assert!(core::mem::size_of::<NfProbeCounters>() == 16 * 6 + 8 * 5);
-const _: () = assert!(core::mem::size_of::<NfHookCounters>() == 2 * (16 * 6 + 8 * 5) + 8 * 9 + 8);
-const _: () = assert!(core::mem::size_of::<NfOffsets>() == 40);
+const _: () = assert!(core::mem::size_of::<NfProbeCounters>() == 16 * 6 + 8 * 6);
+const _: () = assert!(core::mem::size_of::<NfHookCounters>() == 2 * (16 * 6 + 8 * 6) + 8 * 9 + 8);
+const _: () = assert!(core::mem::size_of::<NfOffsets>() == 52);
 const _: () = assert!(core::mem::size_of::<CtSource>() == 20);
 
 #[cfg(feature = "user")]
@@ -282,6 +323,23 @@ mod tests {
         assert_eq!(tcp_class(0x06), TcpClass::Rst, "RST wins over SYN");
         assert_eq!(tcp_class(0x03), TcpClass::Syn, "SYN wins over FIN");
         assert_eq!(tcp_class(0x00), TcpClass::Other);
+    }
+
+    #[test]
+    fn a_fin_super_packet_is_one_fin_on_the_wire() {
+        assert_eq!(tcp_class_segments(0x11, 9), (TcpClass::Fin, 1, 8));
+        assert_eq!(tcp_class_segments(0x19, 1), (TcpClass::Fin, 1, 0));
+        assert_eq!(tcp_class_segments(0x10, 9), (TcpClass::Other, 9, 0));
+        assert_eq!(tcp_class_segments(0x02, 1), (TcpClass::Syn, 1, 0));
+    }
+
+    #[test]
+    fn reassembled_datagrams_count_their_fragments() {
+        // 3000 bytes of UDP data + 8 UDP + 20 IP = 3028, MTU 1500: 1480 + 1480 + 48.
+        assert_eq!(reassembled_fragments(3028, 1500, 20), 3);
+        assert_eq!(reassembled_fragments(1500, 1500, 20), 1);
+        assert_eq!(reassembled_fragments(1501, 1500, 20), 2);
+        assert_eq!(reassembled_fragments(100, 0, 20), 1, "no size known");
     }
 
     #[test]

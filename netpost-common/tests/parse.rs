@@ -12,8 +12,8 @@ use etherparse::{
     PacketBuilder, PacketBuilderStep, SlicedPacket, TcpOptionElement, TransportSlice, VlanId,
 };
 use netpost_common::{
-    Counters, Family, Hook, HookCounters, MAX_IFACES, Parsed, Proto, account, estimate_segments,
-    parse,
+    Counters, FRAG_FIRST, FRAG_LATER, FRAG_NONE, Family, Hook, HookCounters, MAX_IFACES, Parsed,
+    Proto, account, estimate_segments, parse,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -355,6 +355,8 @@ fn assert_malformed(frame: &[u8], family: Family, l2_len: u32) {
             l3_end: len,
             tcp_flags: 0,
             l4_offset: len,
+            fragment: FRAG_NONE,
+            frag_id: 0,
         },
         "frame {frame:02x?}"
     );
@@ -1024,21 +1026,117 @@ fn single_8021ad_tag_ipv4_udp() {
 }
 
 #[test]
-fn double_tagged_is_other() {
-    // QinQ: only one tag is unwrapped, the inner 0x8100 is not IP.
+fn double_tagged_ipv4_udp() {
+    // QinQ (802.1ad outer, 802.1Q inner): both tags are L2 header, the IP datagram follows.
     let b = eth().double_vlan(VlanId::try_new(10).unwrap(), VlanId::try_new(20).unwrap());
     let frame = udp(b.ipv4(V4_SRC, V4_DST, 64), &payload(12));
     assert_eq!((be16(&frame, 12), be16(&frame, 16)), (0x88a8, 0x8100));
+    let p = check(
+        &frame,
+        Want {
+            family: Family::Ipv4,
+            proto: Proto::Udp,
+            l2_len: ETH + 2 * VLAN,
+            header_len: ETH + 2 * VLAN + IPV4 + UDP,
+            payload: 12,
+        },
+    );
+    agrees_with_etherparse(&frame, &p);
+}
+
+#[test]
+fn double_tagged_ipv6_tcp() {
+    let b = eth().double_vlan(VlanId::try_new(100).unwrap(), VlanId::try_new(7).unwrap());
+    let frame = tcp(b.ipv6(V6_SRC, V6_DST, 64), &TS_OPTIONS, &payload(30));
+    let p = check(
+        &frame,
+        Want {
+            family: Family::Ipv6,
+            proto: Proto::Tcp,
+            l2_len: ETH + 2 * VLAN,
+            header_len: ETH + 2 * VLAN + IPV6 + 32,
+            payload: 30,
+        },
+    );
+    agrees_with_etherparse(&frame, &p);
+}
+
+#[test]
+fn triple_tagged_is_other() {
+    // Two tags are unwrapped; a third 0x8100 is not IP.
+    let inner = udp(v4(), &payload(12));
+    let mut frame = inner[..12].to_vec();
+    for (tpid, id) in [(0x88a8u16, 1u16), (0x8100, 2), (0x8100, 3)] {
+        frame.extend(tpid.to_be_bytes());
+        frame.extend(id.to_be_bytes());
+    }
+    frame.extend_from_slice(&inner[12..]);
     let len = len32(&frame);
     check(
         &frame,
         Want {
             family: Family::Other,
             proto: Proto::Other,
-            l2_len: 18,
+            l2_len: ETH + 2 * VLAN,
             header_len: len,
             payload: 0,
         },
+    );
+}
+
+#[test]
+fn double_tagged_with_the_inner_tag_cut_off_is_malformed() {
+    let b = eth().double_vlan(VlanId::try_new(10).unwrap(), VlanId::try_new(20).unwrap());
+    let frame = udp(b.ipv4(V4_SRC, V4_DST, 64), &payload(12));
+    assert_malformed(&frame[..20], Family::Other, ETH + VLAN);
+}
+
+#[test]
+fn ipv4_fragments_say_which_they_are_and_their_id() {
+    let mut header = v4_header();
+    header.identification = 0xbeef;
+    header.more_fragments = true;
+    let first = raw_ip(
+        v4_ip(header.clone()),
+        IpNumber::UDP,
+        &udp_bytes(&payload(64)),
+    );
+    let p = parse(&first[..]);
+    assert_eq!((p.fragment, p.frag_id), (FRAG_FIRST, 0xbeef));
+    assert_eq!(
+        p.header_len,
+        ETH + IPV4 + UDP,
+        "the first has the UDP header"
+    );
+    header.fragment_offset = IpFragOffset::try_new(9).unwrap();
+    header.more_fragments = false;
+    let later = raw_ip(v4_ip(header), IpNumber::UDP, &payload(40));
+    let p = parse(&later[..]);
+    assert_eq!((p.fragment, p.frag_id), (FRAG_LATER, 0xbeef));
+    assert_eq!(p.proto, Proto::Udp, "the datagram's protocol");
+    assert_eq!(
+        p.header_len,
+        ETH + IPV4,
+        "no transport header in a later fragment"
+    );
+    let whole = udp(v4(), &payload(64));
+    let p = parse(&whole[..]);
+    assert_eq!((p.fragment, p.frag_id), (FRAG_NONE, 0));
+}
+
+#[test]
+fn ipv6_fragments_say_which_they_are_and_their_id() {
+    let first = v6_chain(&[frag6(0, true)], 17, &udp_bytes(&payload(64)));
+    let p = parse(&first[..]);
+    assert_eq!((p.fragment, p.frag_id), (FRAG_FIRST, 0xdead_beef));
+    let later = v6_chain(&[frag6(185, false)], 17, &payload(100));
+    let p = parse(&later[..]);
+    assert_eq!((p.fragment, p.frag_id), (FRAG_LATER, 0xdead_beef));
+    let atomic = v6_chain(&[frag6(0, false)], 17, &udp_bytes(&payload(25)));
+    let p = parse(&atomic[..]);
+    assert_eq!(
+        p.fragment, FRAG_NONE,
+        "an atomic fragment is a whole datagram"
     );
 }
 
@@ -2116,4 +2214,117 @@ fn hook_counters_index_and_sum() {
     );
     assert_eq!(*total.get(Family::Other, Proto::Malformed), one);
     assert_eq!(*total.get(Family::Ipv4, Proto::Tcp), Counters::default());
+}
+
+// ---------------------------------------------------------------------------------------
+// Tunnels: the headers each segment of an encapsulated super-packet repeats
+// ---------------------------------------------------------------------------------------
+
+/// An outer IPv4/UDP frame to `dport` carrying `body`.
+fn outer_udp(dport: u16, body: &[u8]) -> Vec<u8> {
+    let b = v4().udp(50000, dport);
+    let mut out = Vec::new();
+    b.write(&mut out, body).unwrap();
+    out
+}
+
+/// An inner Ethernet/IPv4/TCP frame with timestamps (32-byte TCP header) and `data`.
+fn inner_tcp(data: usize) -> Vec<u8> {
+    tcp(v4(), &TS_OPTIONS, &payload(data))
+}
+
+#[test]
+fn vxlan_segments_repeat_the_inner_headers() {
+    // 8 (VXLAN) + 14 (inner Ethernet) + 20 (inner IPv4) + 32 (inner TCP): the 74 bytes per
+    // extra segment the review found missing.
+    for port in [4789, 8472] {
+        let mut body = vec![0x08, 0, 0, 0, 0, 0, 0x2a, 0];
+        body.extend(inner_tcp(2000));
+        let frame = outer_udp(port, &body);
+        let p = parse(&frame[..]);
+        assert_eq!(p.header_len, ETH + IPV4 + UDP);
+        assert_eq!(
+            netpost_common::tunnel_headers(&frame[..], &p),
+            8 + ETH + IPV4 + 32
+        );
+    }
+}
+
+#[test]
+fn geneve_with_options_repeats_its_options_too() {
+    // Geneve: 8 fixed bytes + 2 words of options, then Ethernet.
+    let mut body = vec![0x02, 0, 0x65, 0x58, 0, 0, 1, 0];
+    body.extend([0u8; 8]);
+    body.extend(inner_tcp(100));
+    let frame = outer_udp(6081, &body);
+    let p = parse(&frame[..]);
+    assert_eq!(
+        netpost_common::tunnel_headers(&frame[..], &p),
+        16 + ETH + IPV4 + 32
+    );
+}
+
+#[test]
+fn gre_and_ip_in_ip_repeat_the_inner_ip_headers() {
+    let inner = inner_tcp(100);
+    let inner_ip = &inner[14..];
+    // GRE with a key (8 bytes) carrying IPv4.
+    let mut gre = vec![0x20, 0, 0x08, 0x00, 0, 0, 0, 7];
+    gre.extend_from_slice(inner_ip);
+    let frame = raw_ip(v4(), IpNumber::GRE, &gre);
+    let p = parse(&frame[..]);
+    assert_eq!(p.proto, Proto::Other);
+    assert_eq!(
+        netpost_common::tunnel_headers(&frame[..], &p),
+        8 + IPV4 + 32
+    );
+    // GRE bridging Ethernet (0x6558), no options.
+    let mut teb = vec![0, 0, 0x65, 0x58];
+    teb.extend_from_slice(&inner);
+    let frame = raw_ip(v4(), IpNumber::GRE, &teb);
+    let p = parse(&frame[..]);
+    assert_eq!(
+        netpost_common::tunnel_headers(&frame[..], &p),
+        4 + ETH + IPV4 + 32
+    );
+    // IPv4 in IPv4.
+    let frame = raw_ip(v4(), IpNumber::IPV4, inner_ip);
+    let p = parse(&frame[..]);
+    assert_eq!(netpost_common::tunnel_headers(&frame[..], &p), IPV4 + 32);
+}
+
+#[test]
+fn not_a_tunnel_adds_nothing() {
+    let frame = udp(v4(), &payload(100));
+    let p = parse(&frame[..]);
+    assert_eq!(netpost_common::tunnel_headers(&frame[..], &p), 0, "port 53");
+    let frame = outer_udp(4789, &[0x08, 0, 0, 0]);
+    let p = parse(&frame[..]);
+    assert_eq!(
+        netpost_common::tunnel_headers(&frame[..], &p),
+        0,
+        "cut short"
+    );
+    let frame = inner_tcp(100);
+    let p = parse(&frame[..]);
+    assert_eq!(netpost_common::tunnel_headers(&frame[..], &p), 0);
+}
+
+#[test]
+fn gso_segments_come_from_gso_size_when_the_kernel_has_not_counted_them() {
+    // A tap/virtio TSO frame: 40 segments of 1448 bytes, gso_segs still 0.
+    let frame = tcp(v4(), &TS_OPTIONS, &payload(40 * 1448));
+    let p = parse(&frame[..]);
+    assert_eq!(netpost_common::gso_segments(&p, 0, 1448), 40);
+    assert_eq!(
+        netpost_common::gso_segments(&p, 0, 500),
+        116,
+        "MSS 500: 57,920 / 500"
+    );
+    assert_eq!(
+        netpost_common::gso_segments(&p, 7, 1448),
+        7,
+        "counted by the kernel"
+    );
+    assert_eq!(netpost_common::gso_segments(&p, 0, 0), 1, "not GSO");
 }

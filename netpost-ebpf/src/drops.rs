@@ -1,7 +1,9 @@
 //! Dropped packets: the `kfree_skb` raw tracepoint (kfree_skb(skb, location, reason, ...),
 //! stable argument order since Linux 5.17), counted per (reason, protocol, dropping
 //! function) for the watched namespace only, with a few 5-tuples per reason sampled into a
-//! ring buffer. See netpost_common::drops for why every event here is a drop.
+//! ring buffer, and the packets themselves handed to the recorder (record.rs), which keeps
+//! those its buckets allow when it is on. See netpost_common::drops for why every event here
+//! is a drop.
 use aya_ebpf::{
     helpers::bpf_ktime_get_ns,
     macros::{map, raw_tracepoint},
@@ -12,7 +14,10 @@ use netpost_common::drops::{
     DROP_KEYS, DropKey, DropOffsets, DropSample, SAMPLE_GAP_NS, SAMPLE_SLOTS,
 };
 
-use crate::kernel::{Window, is_watched, read};
+use crate::{
+    kernel::{Window, is_watched, read},
+    record::{Dropped, record},
+};
 
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -86,7 +91,7 @@ fn observe(ctx: &RawTracePointContext) -> Option<()> {
         is_watched(skb_net(skb, &off)?, off.net_inum, off.watch_inum)?;
     }
     // The ethertype and where the IP header is (None: not IP, or no network header).
-    let (ethertype, ip) = {
+    let (ethertype, ip, nf_where) = {
         // protocol, network_header and head sit together near the end of sk_buff.
         let fields = Window::<32>::read(
             skb,
@@ -98,30 +103,35 @@ fn observe(ctx: &RawTracePointContext) -> Option<()> {
                 .max(off.skb_head + 8),
         );
         let ethertype = u16::from_be(fields.get::<u16>(off.skb_protocol)?);
-        let ip = if ethertype == ETH_P_IP || ethertype == ETH_P_IPV6 {
+        let (ip, nf) = if ethertype == ETH_P_IP || ethertype == ETH_P_IPV6 {
             let head: u64 = fields.get(off.skb_head)?;
             let network: u16 = fields.get(off.skb_network_header)?;
-            (network != HEADER_UNSET).then_some(head + network as u64)
+            (
+                (network != HEADER_UNSET).then_some(head + network as u64),
+                crate::netfilter::last_seen(skb, head, network),
+            )
         } else {
-            None
+            (None, 0)
         };
-        (ethertype, ip)
+        (ethertype, ip, nf)
     };
     let mut sample = DropSample {
         location,
         reason,
         ethertype,
+        nf_where,
         ..DropSample::default()
     };
-    let ipproto = match ip {
-        Some(ip) => read_tuple(ip, &mut sample) as u8,
+    let l4_offset = match ip {
+        Some(ip) => read_tuple(ip, &mut sample),
         None => 0,
     };
+    let ipproto = sample.ipproto;
     let key = DropKey {
         reason,
         ethertype,
         ipproto,
-        _pad: 0,
+        nf_where,
         location,
     };
     match DROPS.get_ptr_mut(key) {
@@ -131,21 +141,35 @@ fn observe(ctx: &RawTracePointContext) -> Option<()> {
             let _ = DROPS.insert(key, 1u64, 0);
         }
     }
-    maybe_sample(sample)
+    // One clock read per drop, for the sample gap and the recorder's bucket.
+    // SAFETY: a helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    maybe_sample(sample, now);
+    record(&Dropped {
+        skb,
+        location,
+        reason,
+        ethertype,
+        nf_where,
+        l4_offset,
+        ipproto,
+        now,
+    })
 }
 
 /// Fills protocol, addresses and ports from the IP header at `ip`, as far as readable, and
-/// returns `s.ipproto`. Not inlined: the read buffer stays out of the caller's stack frame.
-/// The caller uses the value it returns: one it ignored could be left undefined, and R0
-/// then hold a stack pointer, which the verifier refuses.
+/// returns the IP header's length (0 when unreadable; the recorder's headers-only mode).
+/// Not inlined: the read buffer stays out of the caller's stack frame. The caller uses the
+/// value it returns: one it ignored could be left undefined, and R0 then hold a stack
+/// pointer, which the verifier refuses.
 #[inline(never)]
 fn read_tuple(ip: u64, s: &mut DropSample) -> u32 {
-    let _ = fill_tuple(ip, s);
-    s.ipproto as u32
+    fill_tuple(ip, s).unwrap_or(0)
 }
 
+/// As [`read_tuple`], None when the IP header is unreadable.
 #[inline(always)]
-fn fill_tuple(ip: u64, s: &mut DropSample) -> Option<()> {
+fn fill_tuple(ip: u64, s: &mut DropSample) -> Option<u32> {
     // One read for the IP header and the ports behind it (but long IPv4 options).
     let pkt = Window::<64>::read(ip, 0, 64);
     let first: u8 = pkt.get(0)?;
@@ -168,20 +192,19 @@ fn fill_tuple(ip: u64, s: &mut DropSample) -> Option<()> {
         }
         _ => return None,
     };
-    if s.ipproto == 6 || s.ipproto == 17 {
-        let ports: [u8; 4] = pkt.get(l4)?;
+    if (s.ipproto == 6 || s.ipproto == 17)
+        && let Some(ports) = pkt.get::<[u8; 4]>(l4)
+    {
         s.sport = u16::from_be_bytes([ports[0], ports[1]]);
         s.dport = u16::from_be_bytes([ports[2], ports[3]]);
     }
-    Some(())
+    Some(l4)
 }
 
 /// Sends the drop to userspace unless this CPU sampled the same reason very recently.
 #[inline(always)]
-fn maybe_sample(mut sample: DropSample) -> Option<()> {
+fn maybe_sample(mut sample: DropSample, now: u64) -> Option<()> {
     let last = SAMPLED_AT.get_ptr_mut(sample.reason % SAMPLE_SLOTS)?;
-    // SAFETY: a helper without preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
     // SAFETY: this CPU's copy of a valid map value.
     unsafe {
         if *last != 0 && now.wrapping_sub(*last) < SAMPLE_GAP_NS {

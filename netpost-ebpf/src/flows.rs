@@ -5,17 +5,29 @@
 //! evicting a flow loses nothing from them.
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
-    helpers::bpf_ktime_get_ns,
+    helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns},
     macros::map,
     maps::{LruHashMap, PerCpuArray, RingBuf},
 };
 use netpost_common::{
-    Family, Parsed, Proto,
-    flows::{DEFAULT_MAX_FLOWS, FlowEvent, FlowKey, FlowValue, event, funnel},
-    handshake::{Change, Segment, canonical_words},
+    FRAG_FIRST, FRAG_LATER, Family, Parsed, Proto,
+    flows::{DEFAULT_MAX_FLOWS, FRAG_KEYS, FlowEvent, FlowKey, FlowValue, FragKey, event, funnel},
+    handshake::{Change, FIN, RST, SYN, Segment, Stage, canonical_words},
 };
 
-use crate::packet::Words;
+use crate::{bounds::below, packet::Words};
+
+/// 1 when the flows probe runs (set by userspace before loading; frozen, so the verifier
+/// drops the flow code from the tc programs of a profile without flows).
+#[unsafe(no_mangle)]
+static NETPOST_FLOWS_ON: u32 = 0;
+
+/// Whether tc tracks flows in this run.
+#[inline(always)]
+pub fn tracking() -> bool {
+    // SAFETY: a read-only global; volatile so the compiler keeps the load userspace patches.
+    unsafe { core::ptr::read_volatile(&NETPOST_FLOWS_ON) != 0 }
+}
 
 /// Sized by userspace (`--max-flows`).
 #[map(name = "NETPOST_FLOWS")]
@@ -28,6 +40,11 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
 /// the stack).
 #[map(name = "NETPOST_FLOW_KEY")]
 static KEY_SCRATCH: PerCpuArray<FlowKey> = PerCpuArray::with_max_entries(1, 0);
+
+/// Which watched interface speaks for each connection (key: the flow key with ifindex 0).
+/// Sized by userspace like the flow table.
+#[map(name = "NETPOST_FLOW_OWNERS")]
+static OWNERS: LruHashMap<FlowKey, u32> = LruHashMap::with_max_entries(DEFAULT_MAX_FLOWS, 0);
 
 /// A zeroed FlowValue to insert new flows from (too big for the 512-byte BPF stack).
 #[map(name = "NETPOST_FLOW_BLANK")]
@@ -54,6 +71,22 @@ pub fn count_untracked() {
 const VALUE_WORDS: usize = core::mem::size_of::<FlowValue>() / 8;
 const _: () = assert!(core::mem::size_of::<FlowValue>().is_multiple_of(8));
 
+/// Ports of fragmented datagrams, from their first fragment (see [`FragKey`]).
+#[map(name = "NETPOST_FRAG_PORTS")]
+static FRAGS: LruHashMap<FragKey, [u16; 2]> = LruHashMap::with_max_entries(FRAG_KEYS, 0);
+
+#[inline(always)]
+fn frag_key(ip_version: u8, proto: u8, id: u32, src: [u32; 4], dst: [u32; 4]) -> FragKey {
+    FragKey {
+        ip_version,
+        proto,
+        _pad: 0,
+        id,
+        src: addr_bytes(src),
+        dst: addr_bytes(dst),
+    }
+}
+
 /// Words back to the key's bytes (same memory order).
 #[inline(always)]
 fn addr_bytes(w: [u32; 4]) -> [u8; 16] {
@@ -75,6 +108,17 @@ pub struct FlowPacket {
     pub tcp_flags: u8,
     pub seq: u32,
     pub ack: u32,
+    /// Payload bytes (TCP Fast Open data in a SYN).
+    pub len: u32,
+}
+
+/// Whether a flow can take a packet: TCP, UDP, ICMP or ICMPv6 over IP.
+#[inline(always)]
+pub fn trackable(parsed: &Parsed) -> bool {
+    matches!(
+        parsed.proto,
+        Proto::Tcp | Proto::Udp | Proto::Icmp | Proto::Icmpv6
+    ) && parsed.family != Family::Other
 }
 
 /// What the flow table needs of `pkt` on `ifindex`; None when no flow can take it (not
@@ -90,12 +134,8 @@ pub fn read<P: Words>(pkt: &P, parsed: &Parsed, ifindex: u32) -> Option<FlowPack
     };
     // Offsets arrive through memory, where the verifier loses their bounds: bound them again
     // (a flow's headers beyond 511 bytes, e.g. many IPv6 extension headers, go untracked).
-    let l2 = parsed.l2_len;
-    let l4 = parsed.l4_offset;
-    if l2 > 31 || l4 > 511 {
-        return None;
-    }
-    let (l2, l4) = (l2 & 31, l4 & 511);
+    let l2 = below::<32>(parsed.l2_len)?;
+    let l4 = below::<512>(parsed.l4_offset)?;
     // Addresses as words of four bytes in packet order: loaded, compared and stored a word at
     // a time (byte by byte, with a byte-loop memset first, the key cost more than the map
     // lookup).
@@ -110,15 +150,28 @@ pub fn read<P: Words>(pkt: &P, parsed: &Parsed, ifindex: u32) -> Option<FlowPack
         }
         Family::Other => return None,
     };
-    let (sport, dport) = if ipproto == 6 || ipproto == 17 {
+    let (sport, dport) = if ipproto != 6 && ipproto != 17 {
+        (0, 0)
+    } else if parsed.fragment == FRAG_LATER {
+        // No transport header here (the bytes there are the datagram's middle): the first
+        // fragment left its ports. Without them (it came later, or was evicted) the fragment
+        // goes untracked rather than into a flow of payload bytes.
+        let key = frag_key(ip_version, ipproto, parsed.frag_id, src, dst);
+        // SAFETY: plain data, copied out at once.
+        let [sport, dport] = *unsafe { FRAGS.get(key) }?;
+        (sport, dport)
+    } else {
         let [ports] = pkt.words::<1>(l4)?;
         let p = ports.to_ne_bytes();
-        (
+        let ports = [
             u16::from_be_bytes([p[0], p[1]]),
             u16::from_be_bytes([p[2], p[3]]),
-        )
-    } else {
-        (0, 0)
+        ];
+        if parsed.fragment == FRAG_FIRST {
+            let key = frag_key(ip_version, ipproto, parsed.frag_id, src, dst);
+            let _ = FRAGS.insert(key, ports, 0);
+        }
+        (ports[0], ports[1])
     };
     // Source into lo, destination into hi: swap when the destination orders first.
     let from_low = canonical_words(&src, sport, &dst, dport);
@@ -127,7 +180,7 @@ pub fn read<P: Words>(pkt: &P, parsed: &Parsed, ifindex: u32) -> Option<FlowPack
     } else {
         (dst, dport, src, sport)
     };
-    let [seq, ack] = if ipproto == 6 {
+    let [seq, ack] = if ipproto == 6 && parsed.fragment != FRAG_LATER {
         pkt.words::<2>(l4 + 4)?.map(u32::from_be)
     } else {
         [0, 0]
@@ -148,6 +201,7 @@ pub fn read<P: Words>(pkt: &P, parsed: &Parsed, ifindex: u32) -> Option<FlowPack
         tcp_flags: parsed.tcp_flags,
         seq,
         ack,
+        len: parsed.payload_len(),
     })
 }
 
@@ -159,42 +213,18 @@ pub fn update(fp: &FlowPacket, bytes: u64, segments: u64) -> Option<()> {
     let ipproto = key.proto;
     let dir = (fp.dir & 1) as usize;
     let from_low = dir == 0;
+    // The coarse clock (a tick's resolution) is enough for first/last seen and costs far less
+    // than the precise one, which only handshake timing needs (below).
     // SAFETY: a helper without preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
+    let coarse = unsafe { bpf_ktime_get_coarse_ns() };
     let flow = match FLOWS.get_ptr_mut(key) {
         Some(f) => f,
-        None => {
-            let blank = BLANK.get_ptr_mut(0)?;
-            // SAFETY: this CPU's scratch value; nothing else holds it during the program.
-            // Zeroed a u64 at a time (volatile, or LLVM makes it a call to a byte-by-byte
-            // memset loop).
-            unsafe {
-                let words = blank as *mut u64;
-                for i in 0..VALUE_WORDS {
-                    words.add(i).write_volatile(0);
-                }
-                (*blank).first_ns = now;
-            }
-            // Another CPU may have inserted it meanwhile: NOEXIST keeps theirs. By reference:
-            // a copy would not fit the stack.
-            // SAFETY: as above.
-            #[allow(clippy::needless_borrows_for_generic_args)]
-            let inserted = FLOWS.insert(key, unsafe { &*blank }, BPF_NOEXIST as u64);
-            if inserted.is_ok() {
-                bump(funnel::FLOWS, 1);
-                // A TCP flow announces itself with its SYN (below).
-                if ipproto != 6 {
-                    // SAFETY: as above.
-                    emit(key, event::NEW_FLOW, unsafe { &*blank }, false, now);
-                }
-            }
-            FLOWS.get_ptr_mut(key)?
-        }
+        None => insert(key, ipproto, from_low, coarse)?,
     };
     // SAFETY: a valid map value; concurrent updates from other CPUs may race (counts per
     // flow are approximate under contention; the global counters are exact).
     let flow = unsafe { &mut *flow };
-    flow.last_ns = now;
+    flow.last_ns = coarse;
     *flow.packets.get_mut(dir)? += segments;
     *flow.bytes.get_mut(dir)? += bytes;
     if ipproto != 6 {
@@ -202,7 +232,17 @@ pub fn update(fp: &FlowPacket, bytes: u64, segments: u64) -> Option<()> {
     }
     let flags = fp.tcp_flags;
     *flow.flags.get_mut(dir)? |= flags;
-    let (seq, ack) = (fp.seq, fp.ack);
+    // Most TCP packets are data or ACKs of a connection under way: nothing in the handshake
+    // can change, and neither the machine nor the precise clock is needed.
+    let stage = flow.handshake.stage;
+    let settled = stage == Stage::Established as u8
+        || stage == Stage::Closing as u8
+        || stage == Stage::Midstream as u8;
+    if settled && flags & (SYN | FIN | RST) == 0 {
+        return Some(());
+    }
+    // SAFETY: a helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
     let (syn_rtx, synack_rtx) = (
         flow.handshake.syn_retransmits,
         flow.handshake.synack_retransmits,
@@ -210,10 +250,16 @@ pub fn update(fp: &FlowPacket, bytes: u64, segments: u64) -> Option<()> {
     let segment = Segment {
         from_low,
         flags,
-        seq,
-        ack,
+        seq: fp.seq,
+        ack: fp.ack,
+        len: fp.len,
+        low_port_is_higher: key.lo_port > key.hi_port,
     };
     let change = flow.handshake.on_packet(segment, now);
+    // A connection crossing several watched interfaces is counted by one of them.
+    if flow.owner == 0 {
+        return Some(());
+    }
     // Adding 0 would cost a map lookup on every TCP packet.
     let syn_rtx = flow.handshake.syn_retransmits.wrapping_sub(syn_rtx);
     if syn_rtx != 0 {
@@ -231,12 +277,56 @@ pub fn update(fp: &FlowPacket, bytes: u64, segments: u64) -> Option<()> {
         Change::Opened => (funnel::SYN, event::NEW_FLOW, false),
         Change::Answered => (funnel::SYNACK, event::ANSWERED, false),
         Change::Established => (funnel::ESTABLISHED, event::ESTABLISHED, false),
+        Change::Undone => (funnel::UNDONE, event::UNDONE, false),
         Change::Reset { by_client } => (funnel::RESETS, event::RESET, by_client),
         Change::Closed => (funnel::CLOSED, event::CLOSED, false),
     };
     bump(counter, 1);
     emit(key, kind, flow, by_client, now);
     Some(())
+}
+
+/// Inserts a new flow (zeroed, first seen `now`, from the low endpoint when `from_low`) and
+/// returns it. Whether this interface's
+/// entry speaks for the connection is decided here, once per flow: the first watched
+/// interface to see a connection owns it (the owner table remembers which one), so a
+/// router watching both its interfaces counts each connection once.
+#[inline(always)]
+fn insert(key: &FlowKey, ipproto: u8, from_low: bool, now: u64) -> Option<*mut FlowValue> {
+    let blank = BLANK.get_ptr_mut(0)?;
+    let conn = FlowKey { ifindex: 0, ..*key };
+    let owner = match OWNERS.insert(conn, key.ifindex, BPF_NOEXIST as u64) {
+        Ok(()) => true,
+        // SAFETY: plain data, read at once.
+        Err(_) => unsafe { OWNERS.get(conn) }.is_none_or(|&o| o == key.ifindex),
+    };
+    // SAFETY: this CPU's scratch value; nothing else holds it during the program. Zeroed a
+    // u64 at a time (volatile, or LLVM makes it a call to a byte-by-byte memset loop).
+    unsafe {
+        let words = blank as *mut u64;
+        for i in 0..VALUE_WORDS {
+            words.add(i).write_volatile(0);
+        }
+        (*blank).first_ns = now;
+        (*blank).owner = owner as u8;
+        // Who sent the first packet: the direction of a UDP/ICMP flow (its new_flow event
+        // and rows list it from there); TCP's handshake machine sets it again.
+        (*blank).handshake.client_is_low = from_low as u8;
+    }
+    // Another CPU may have inserted it meanwhile: NOEXIST keeps theirs. By reference: a copy
+    // would not fit the stack.
+    // SAFETY: as above.
+    #[allow(clippy::needless_borrows_for_generic_args)]
+    let inserted = FLOWS.insert(key, unsafe { &*blank }, BPF_NOEXIST as u64);
+    if inserted.is_ok() && owner {
+        bump(funnel::FLOWS, 1);
+        // A TCP flow announces itself with its SYN.
+        if ipproto != 6 {
+            // SAFETY: as above.
+            emit(key, event::NEW_FLOW, unsafe { &*blank }, false, now);
+        }
+    }
+    FLOWS.get_ptr_mut(key)
 }
 
 /// Emits one ESTABLISHED event for a zeroed flow with fixed handshake RTTs: the benchmark's

@@ -1,4 +1,5 @@
-//! Maps shared by every program (userspace reads them by these names).
+//! The interfaces' maps, shared by the XDP and tc programs (userspace reads them by these
+//! names).
 use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, PerCpuArray},

@@ -9,6 +9,11 @@
 //! *skb; }`. Kernel struct fields sit at offsets userspace found in the running kernel's BTF
 //! (aya emits no CO-RE relocations): `sk_buff` and hook-state fields are plain loads through
 //! the context's typed pointers, the packet and anything further away bpf_probe_read_kernel.
+//!
+//! A received packet meets four of these programs (PREROUTING and INPUT, head and tail), a
+//! forwarded one six: only the first parses it. What it found (protocol, TCP flags, wire
+//! segments) is kept per CPU and nesting level with the skb's identity, and the programs
+//! after it reuse it while the skb is unchanged (see [`Classified`]).
 use aya_ebpf::{
     helpers::bpf_probe_read_kernel_buf,
     macros::map,
@@ -16,14 +21,35 @@ use aya_ebpf::{
 };
 use netpost_common::{
     Family, PacketBytes, Proto,
+    drops::nf_where,
+    gso_segments,
     netfilter::{
         CT_NEW, CT_SOURCES, CtSource, IPS_CONFIRMED, NfFamily, NfHook, NfHookCounters, NfOffsets,
-        NfProbe, ct_slot, tcp_class,
+        NfProbe, TcpClass, ct_slot, reassembled_fragments, tcp_class_segments,
     },
     parse_l3,
 };
 
-use crate::kernel::read;
+use crate::kernel::{Window, read};
+
+/// Where the netfilter programs of this CPU last saw `skb` (`drops::nf_where`), 0 when no
+/// record of either nesting level is that skb's (same pointer, buffer and network header).
+#[inline(always)]
+pub fn last_seen(skb: u64, head: u64, network: u16) -> u8 {
+    let Some(scratch) = SCRATCH.get_ptr(0) else {
+        return 0;
+    };
+    // SAFETY: this CPU's value, read only.
+    let levels = unsafe { &(*scratch).levels };
+    for lvl in levels {
+        for s in [&lvl.seen, &lvl.prev] {
+            if s.skb == skb && s.head == head && s.network == network {
+                return s.nf_where;
+            }
+        }
+    }
+    0
+}
 
 const NF_ACCEPT: i32 = 1;
 
@@ -45,7 +71,10 @@ static NETPOST_NF_OFFSETS: NfOffsets = NfOffsets {
     skb_end: 0,
     shinfo_gso_segs: 0,
     conn_status: 0,
-    _pad: 0,
+    skb_tail: 0,
+    shinfo_gso_size: 0,
+    ip4cb_frag_max: 0,
+    ip6cb_frag_max: 0,
 };
 
 /// Conntrack entries created, per source address (per CPU: no atomics needed).
@@ -76,48 +105,97 @@ pub fn netpost_nf_tail(ctx: *mut BpfNfCtx) -> i32 {
 /// but long IPv6 extension chains).
 const HEADER_COPY: usize = 128;
 
-/// Bytes one read may cover to take `skb_shinfo(skb)->gso_segs` along with the headers when
-/// the linear part ends (and the shared info starts) that close after them, as in small
-/// locally built skbs; copying that much more costs less than another helper call (here ~5 ns
-/// per 100 bytes against ~35 ns per call). Received skbs often end further away and take
-/// the second read.
+/// Bytes one read may cover to take `skb_shinfo(skb)->gso_size/gso_segs` along with the
+/// headers when the linear part ends (and the shared info starts) that close after them, as
+/// in small locally built skbs; copying that much more costs less than another helper call
+/// (here ~5 ns per 100 bytes against ~35 ns per call). Received skbs often end further away
+/// and take a second read.
 const WINDOW: usize = 512;
-
-/// Per-CPU buffer for that copy (too big for the BPF stack).
-#[map(name = "NETPOST_NF_HDR")]
-static HEADERS: PerCpuArray<[u8; WINDOW]> = PerCpuArray::with_max_entries(NESTING, 0);
 
 /// Programs running on this CPU now. OUTPUT and POSTROUTING run in process context with
 /// softirqs enabled, so a softirq's PREROUTING/INPUT (or its own OUTPUT) programs may run in
-/// the middle of one: each level gets its own header buffer. Softirqs do not nest, so two
-/// levels suffice; the counter is not atomic, but an interrupting program always restores it
-/// before the interrupted one continues.
-#[map(name = "NETPOST_NF_DEPTH")]
-static DEPTH: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+/// the middle of one: each level gets its own buffer and record. Softirqs do not nest, so two
+/// levels suffice.
 const NESTING: u32 = 2;
 
-/// Runs `observe` with this nesting level's buffer.
+/// What the first program to see an skb found out, for the programs after it. Valid for an
+/// skb while its pointer, data buffer, length and network header are those recorded: the
+/// hooks of one traversal see the skb unchanged but for addresses and ports (NAT), which
+/// nothing here depends on; defragmentation, which turns a fragment into the whole datagram
+/// under the same pointer, changes its length and buffer. The heads of PREROUTING and OUTPUT,
+/// where a traversal starts, always parse: an skb freed and another allocated at the same
+/// address (and buffer) must never inherit its predecessor's record.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Classified {
+    skb: u64,
+    head: u64,
+    len: u32,
+    network: u16,
+    /// Proto as u8 (Malformed already mapped to Other: the IP stack has validated headers).
+    proto: u8,
+    tcp_flags: u8,
+    /// 1 when the transport header lay outside the linear data: protocol known, flags not.
+    unread: u8,
+    /// Where the programs last saw the skb, for the drop program: `drops::nf_where`.
+    nf_where: u8,
+    _pad: [u8; 2],
+    /// Wire packets the skb stands for: GSO segments, or the fragments a reassembled
+    /// datagram arrived in.
+    segments: u32,
+    /// Bytes of IP datagram those packets carried.
+    bytes: u32,
+}
+
+#[repr(C)]
+struct Level {
+    seen: Classified,
+    /// The record `seen` replaced, for the drop program: a packet answered with an ICMP
+    /// error or a RST is freed after the answer went through OUTPUT and POSTROUTING.
+    prev: Classified,
+    copy: [u8; WINDOW],
+}
+
+/// One per-CPU value for everything the programs keep between runs (one map lookup).
+#[repr(C)]
+struct Scratch {
+    depth: u32,
+    _pad: u32,
+    levels: [Level; NESTING as usize],
+}
+
+#[map(name = "NETPOST_NF_SCRATCH")]
+static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Runs `observe` with this nesting level's buffer and record.
 #[inline(always)]
 fn nested(ctx: *mut BpfNfCtx, probe: NfProbe) {
-    let Some(depth) = DEPTH.get_ptr_mut(0) else {
+    let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
         return;
     };
-    // SAFETY: this CPU's counter; see DEPTH for why plain reads and writes suffice.
-    let level = unsafe { *depth };
-    if level < NESTING {
-        // SAFETY: as above.
-        unsafe { *depth = level + 1 };
-        let _ = observe(ctx, probe, level);
-        // SAFETY: as above.
-        unsafe { *depth = level };
+    // SAFETY: this CPU's value. An interrupting program (a softirq in the middle of a
+    // process-context run) always restores `depth` before the interrupted one continues, so
+    // plain reads and writes suffice, and it uses the other level.
+    unsafe {
+        let level = (*scratch).depth;
+        if level < NESTING {
+            (*scratch).depth = level + 1;
+            if let Some(lvl) = (*scratch).levels.get_mut(level as usize) {
+                let _ = observe(ctx, probe, lvl);
+            }
+            (*scratch).depth = level;
+        }
     }
 }
 
 /// The IP packet of an skb: its first bytes copied with one bpf_probe_read_kernel (one
-/// helper call instead of one per header field), the rest read on demand.
+/// helper call instead of one per header field), the rest of its linear data read on demand.
+/// Nothing beyond the linear data is read: there the memory is not the packet's.
 struct KernelPacket<'a> {
     base: u64,
     len: u32,
+    /// Bytes of the packet in the linear data (readable from `base`).
+    linear: u32,
     copy: &'a [u8; WINDOW],
     /// Bytes of the packet in `copy` (at most HEADER_COPY).
     copied: u32,
@@ -132,25 +210,22 @@ impl PacketBytes for KernelPacket<'_> {
     #[inline(always)]
     fn load<const N: usize>(&self, offset: u32) -> Option<[u8; N]> {
         let at = offset as usize;
-        if at + N > self.len as usize {
+        if at + N > self.linear as usize {
             return None;
         }
-        if at + N <= self.copied as usize {
-            let mut out = [0u8; N];
-            out.copy_from_slice(self.copy.get(at..at + N)?);
-            return Some(out);
+        if at + N <= self.copied as usize && N <= WINDOW - HEADER_COPY {
+            // at < copied <= HEADER_COPY: the mask is a no-op the verifier needs. black_box
+            // keeps it, and a fresh value: 6.12's verifier can lose track of a spilled
+            // constant offset here ("REG INVARIANTS VIOLATION") and then refuses the read.
+            let at = core::hint::black_box(at) & (HEADER_COPY - 1);
+            // SAFETY: at + N <= HEADER_COPY + (WINDOW - HEADER_COPY): inside the buffer, and
+            // below `copied`, so written by the copy.
+            return Some(unsafe {
+                (self.copy.as_ptr().add(at) as *const [u8; N]).read_unaligned()
+            });
         }
         read(self.base, offset)
     }
-}
-
-/// The sk_buff fields netpost reads.
-struct SkbFields {
-    len: u32,
-    head: u64,
-    network: u16,
-    end: u32,
-    nfct: u64,
 }
 
 /// The `T` at `base + offset`, read with a plain load. Only for the context's trusted
@@ -165,18 +240,7 @@ fn load<T: Copy>(base: u64, offset: u32) -> T {
 }
 
 #[inline(always)]
-fn skb_fields(skb: u64, off: &NfOffsets) -> SkbFields {
-    SkbFields {
-        len: load(skb, off.skb_len),
-        head: load(skb, off.skb_head),
-        network: load(skb, off.skb_network_header),
-        end: load(skb, off.skb_end),
-        nfct: load(skb, off.skb_nfct),
-    }
-}
-
-#[inline(always)]
-fn observe(ctx: *mut BpfNfCtx, probe: NfProbe, level: u32) -> Option<()> {
+fn observe(ctx: *mut BpfNfCtx, probe: NfProbe, lvl: &mut Level) -> Option<()> {
     // SAFETY: a read-only global; volatile so the compiler keeps the load userspace patches.
     let off: NfOffsets = unsafe { core::ptr::read_volatile(&NETPOST_NF_OFFSETS) };
     // SAFETY: the kernel passes a valid bpf_nf_ctx; these are the two fields it has.
@@ -188,48 +252,25 @@ fn observe(ctx: *mut BpfNfCtx, probe: NfProbe, level: u32) -> Option<()> {
         _ => return None,
     };
     let counters = NF_COUNTERS.get_ptr_mut(family as u32 * 5 + hook)?;
-
-    let SkbFields {
-        len,
-        head,
-        network,
-        end,
-        nfct,
-    } = skb_fields(skb, &off);
-    let base = head + network as u64;
-    let copy = HEADERS.get_ptr_mut(level)?;
-    // SAFETY: this CPU's scratch buffer, used only during this program run.
-    let copy = unsafe { &mut *copy };
-    let copied = (len as usize).min(HEADER_COPY);
-    if copied == 0 {
-        return None;
+    let len: u32 = load(skb, off.skb_len);
+    let head: u64 = load(skb, off.skb_head);
+    let network: u16 = load(skb, off.skb_network_header);
+    let starts = probe == NfProbe::Head
+        && (hook == NfHook::PreRouting as u32 || hook == NfHook::LocalOut as u32);
+    let s = &lvl.seen;
+    if starts || s.skb != skb || s.head != head || s.len != len || s.network != network {
+        lvl.prev = lvl.seen;
+        // Valid again only once classify has filled it.
+        lvl.seen.skb = 0;
+        lvl.seen.head = head;
+        lvl.seen.len = len;
+        lvl.seen.network = network;
+        classify(skb, family, lvl)?;
+        lvl.seen.skb = skb;
     }
-    // Where gso_segs lies from `base` on, if one read of at most WINDOW bytes reaches it.
-    let gso_at = (end as usize + off.shinfo_gso_segs as usize)
-        .checked_sub(network as usize)
-        .filter(|at| at + 2 <= WINDOW);
-    let span = gso_at.map_or(copied, |at| copied.max(at + 2));
-    // SAFETY: reads `span` bytes of kernel memory into the buffer (a bad address only
-    // returns an error).
-    unsafe { bpf_probe_read_kernel_buf(base as *const u8, copy.get_mut(..span)?) }.ok()?;
-    let pkt = KernelPacket {
-        base,
-        len,
-        copy,
-        copied: copied as u32,
-    };
-    let parsed = parse_l3(
-        &pkt,
-        match family {
-            NfFamily::Ipv4 => Family::Ipv4,
-            NfFamily::Ipv6 => Family::Ipv6,
-        },
-    );
-    let gso_segs = match gso_at {
-        Some(at) => u16::from_ne_bytes([*copy.get(at)?, *copy.get(at + 1)?]),
-        None => read(head + end as u64, off.shinfo_gso_segs)?,
-    };
-    let segments = if gso_segs == 0 { 1 } else { gso_segs as u64 };
+    lvl.seen.nf_where = nf_where(hook as u8, probe == NfProbe::Tail);
+    let seen = lvl.seen;
+    let segments = seen.segments as u64;
 
     // SAFETY: a per-CPU array value: only this CPU's copy, valid for the program's run.
     let counters = unsafe { &mut *counters };
@@ -237,49 +278,174 @@ fn observe(ctx: *mut BpfNfCtx, probe: NfProbe, level: u32) -> Option<()> {
         NfProbe::Head => &mut counters.head,
         NfProbe::Tail => &mut counters.tail,
     };
-    // Malformed headers count as `other` here: the IP stack has validated them already.
-    let proto = if parsed.proto == Proto::Malformed {
-        Proto::Other
-    } else {
-        parsed.proto
-    };
-    let tally = probe_counters.by_proto.get_mut(proto as usize)?;
+    let tally = probe_counters.by_proto.get_mut(seen.proto as usize)?;
     tally.packets += segments;
-    tally.bytes += len as u64;
-    if proto == Proto::Tcp {
-        *probe_counters
-            .tcp
-            .get_mut(tcp_class(parsed.tcp_flags) as usize)? += segments;
+    tally.bytes += seen.bytes as u64;
+    if seen.proto == Proto::Tcp as u8 {
+        if seen.unread != 0 {
+            *probe_counters.tcp.get_mut(TcpClass::Unread as usize)? += segments;
+        } else {
+            let (class, in_class, other) = tcp_class_segments(seen.tcp_flags, segments);
+            *probe_counters.tcp.get_mut(class as usize)? += in_class;
+            if other != 0 {
+                *probe_counters.tcp.get_mut(TcpClass::Other as usize)? += other;
+            }
+        }
     }
     if probe == NfProbe::Tail {
+        let nfct: u64 = load(skb, off.skb_nfct);
         let slot = ct_slot(nfct);
         *counters.ct.get_mut(slot)? += segments;
-        // Conntrack creates entries at PREROUTING and OUTPUT; later hooks of the same first
-        // packet still see it NEW and unconfirmed (confirmation comes last, at INPUT or
-        // POSTROUTING), so only those two hooks count creations.
-        let creating_hook = hook == NfHook::PreRouting as u32 || hook == NfHook::LocalOut as u32;
-        if slot == CT_NEW && creating_hook {
+        // Conntrack creates entries at PREROUTING and OUTPUT and confirms them after the last
+        // rule of INPUT or POSTROUTING: a NEW, unconfirmed entry leaving those hooks' rules
+        // is about to enter the table (one a rule dropped on the way never does).
+        let confirming = hook == NfHook::LocalIn as u32 || hook == NfHook::PostRouting as u32;
+        if slot == CT_NEW && confirming {
             let conn = nfct & !7;
             let status: u64 = read(conn, off.conn_status)?;
             if status & IPS_CONFIRMED == 0 {
                 counters.ct_created += 1;
-                count_source(&pkt, family);
+                count_source(head + network as u64, family);
             }
         }
     }
     Some(())
 }
 
-/// Tallies a created conntrack entry under the packet's source address.
+/// Parses the skb (whose `head`, `len` and `network` `lvl.seen` already holds) and works out
+/// how many wire packets it stands for; fills in the rest of `lvl.seen`. Not inlined: the
+/// two probes share one copy of the parser.
+#[inline(never)]
+fn classify(skb: u64, family: NfFamily, lvl: &mut Level) -> Option<()> {
+    // Read here, not passed in: loaded from the frozen global the verifier knows them as
+    // constants (it must, to check the sk_buff loads against the struct's layout).
+    // SAFETY: as in `observe`.
+    let off: NfOffsets = unsafe { core::ptr::read_volatile(&NETPOST_NF_OFFSETS) };
+    let (head, len, network) = (lvl.seen.head, lvl.seen.len, lvl.seen.network);
+    let copy = &mut lvl.copy;
+    let end: u32 = load(skb, off.skb_end);
+    let tail: u32 = load(skb, off.skb_tail);
+    let base = head + network as u64;
+    let linear = tail.saturating_sub(network as u32).min(len);
+    let copied = (linear as usize).min(HEADER_COPY);
+    if copied == 0 {
+        return None;
+    }
+    // gso_size and gso_segs lie side by side in skb_shared_info, which starts at `end`: read
+    // them with the headers when one read of at most WINDOW bytes reaches them.
+    let (gso_lo, gso_hi) = if off.shinfo_gso_size < off.shinfo_gso_segs {
+        (off.shinfo_gso_size, off.shinfo_gso_segs + 2)
+    } else {
+        (off.shinfo_gso_segs, off.shinfo_gso_size + 2)
+    };
+    let gso_in_copy = (end as usize + gso_hi as usize)
+        .checked_sub(network as usize)
+        .filter(|&at| at <= WINDOW)
+        .is_some();
+    let span = if gso_in_copy {
+        copied.max(end as usize + gso_hi as usize - network as usize)
+    } else {
+        copied
+    };
+    // SAFETY: reads `span` bytes of kernel memory into the buffer (a bad address only
+    // returns an error).
+    unsafe { bpf_probe_read_kernel_buf(base as *const u8, copy.get_mut(..span)?) }.ok()?;
+    let (gso_size, gso_segs) = if gso_in_copy {
+        let at = |o: u32| (end + o - network as u32) as usize;
+        // Masked (a no-op: the span check above keeps them inside) so that the verifier,
+        // which cannot follow that check, sees every index bounded.
+        let byte = |i: usize| copy[i & (WINDOW - 1)];
+        let u16_at = |i: usize| u16::from_ne_bytes([byte(i), byte(i + 1)]);
+        (
+            u16_at(at(off.shinfo_gso_size)),
+            u16_at(at(off.shinfo_gso_segs)),
+        )
+    } else {
+        let w = Window::<16>::read(head + end as u64, gso_lo, gso_hi);
+        (
+            w.get::<u16>(off.shinfo_gso_size)?,
+            w.get::<u16>(off.shinfo_gso_segs)?,
+        )
+    };
+    let pkt = KernelPacket {
+        base,
+        len,
+        linear,
+        copy,
+        copied: copied as u32,
+    };
+    let ip_family = match family {
+        NfFamily::Ipv4 => Family::Ipv4,
+        NfFamily::Ipv6 => Family::Ipv6,
+    };
+    let parsed = parse_l3(&pkt, ip_family);
+    let (proto, unread) = if parsed.proto != Proto::Malformed {
+        (parsed.proto, 0)
+    } else if linear < len {
+        // Headers cut off by the end of the linear data, not malformed: the IP header (always
+        // linear here) still names the protocol.
+        (unread_proto(&pkt, family), 1)
+    } else {
+        (Proto::Other, 0)
+    };
+    let mut segments = gso_segments(&parsed, gso_segs as u32, gso_size as u32);
+    let mut bytes = len;
+    // A datagram defragmentation rebuilt (conntrack's, at PREROUTING and OUTPUT) stands
+    // for the fragments that entered before it. Reassembly alone sets
+    // IPCB(skb)->frag_max_size / IP6CB(skb)->frag_max_size, the largest fragment (the
+    // control block is zeroed when a packet is received or built).
+    let (max_at, per_fragment) = match family {
+        NfFamily::Ipv4 => (off.ip4cb_frag_max, parsed.l4_offset.min(60)),
+        NfFamily::Ipv6 => (off.ip6cb_frag_max, 40 + 8),
+    };
+    // `cb` is a char array: the verifier allows byte loads of it (little-endian u16).
+    let frag_max = u16::from_le_bytes([load(skb, max_at), load(skb, max_at + 1)]) as u32;
+    if frag_max != 0 && frag_max < len && gso_size == 0 {
+        let n = reassembled_fragments(len, frag_max, per_fragment);
+        segments = n;
+        // IPv4 repeats its header in every fragment; IPv6 its fixed header in every one and
+        // a Fragment header in each (the rebuilt datagram has none).
+        bytes = match family {
+            NfFamily::Ipv4 => len + (n - 1) * per_fragment,
+            NfFamily::Ipv6 => len + n * 8 + (n - 1) * 40,
+        };
+    }
+    let seen = &mut lvl.seen;
+    seen.proto = proto as u8;
+    seen.tcp_flags = parsed.tcp_flags;
+    seen.unread = unread;
+    seen.segments = segments;
+    seen.bytes = bytes;
+    Some(())
+}
+
+/// The transport protocol the IP header names, for a packet whose transport header could
+/// not be read (IPv6 with extension headers counts as `other`).
 #[inline(always)]
-fn count_source(pkt: &KernelPacket, family: NfFamily) -> Option<()> {
+fn unread_proto(pkt: &KernelPacket, family: NfFamily) -> Proto {
+    let at = match family {
+        NfFamily::Ipv4 => 9,
+        NfFamily::Ipv6 => 6,
+    };
+    match (family, pkt.load::<1>(at)) {
+        (_, Some([6])) => Proto::Tcp,
+        (_, Some([17])) => Proto::Udp,
+        (NfFamily::Ipv4, Some([1])) => Proto::Icmp,
+        (NfFamily::Ipv6, Some([58])) => Proto::Icmpv6,
+        _ => Proto::Other,
+    }
+}
+
+/// Tallies a created conntrack entry under the source address of the IP packet at `ip`.
+#[inline(always)]
+fn count_source(ip: u64, family: NfFamily) -> Option<()> {
     let mut key = CtSource {
         family: family as u32,
         addr: [0; 16],
     };
     match family {
-        NfFamily::Ipv4 => key.addr[..4].copy_from_slice(&pkt.load::<4>(12)?),
-        NfFamily::Ipv6 => key.addr = pkt.load::<16>(8)?,
+        NfFamily::Ipv4 => key.addr[..4].copy_from_slice(&read::<[u8; 4]>(ip, 12)?),
+        NfFamily::Ipv6 => key.addr = read::<[u8; 16]>(ip, 8)?,
     }
     if let Some(count) = CT_SOURCE_COUNTS.get_ptr_mut(key) {
         // SAFETY: this CPU's copy of a valid map value.

@@ -1,7 +1,7 @@
 //! Bounds-checked access to packet bytes, in the shape the shared parser needs.
-use core::mem::MaybeUninit;
-
-use aya_ebpf::{helpers::generated::bpf_skb_load_bytes, programs::TcContext};
+use aya_ebpf::{
+    helpers::generated::bpf_skb_load_bytes, macros::map, maps::PerCpuArray, programs::TcContext,
+};
 use netpost_common::PacketBytes;
 
 /// Direct packet access between `data` and `data_end` (XDP frames, the linear part of skbs).
@@ -83,52 +83,106 @@ impl PacketBytes for DirectPacket {
     }
 }
 
-/// An skb at tc: direct access to the linear part, `bpf_skb_load_bytes` for headers that
-/// sit in paged fragments.
-pub struct SkbPacket<'a> {
-    pub direct: DirectPacket,
-    pub ctx: &'a TcContext,
+/// How many bytes of an skb's start the parser may need: Ethernet, two VLAN tags, IPv6 with
+/// extension headers or IPv4 with options, TCP with options (or a tunnel's inner headers).
+pub const HEADERS: usize = 256;
+
+/// The first [`HEADERS`] bytes of an skb copied out of it with one `bpf_skb_load_bytes`, for
+/// skbs whose linear part ends before their headers do (rare: most drivers and the stack
+/// keep headers linear). Parsing a copy rather than falling back to the helper load by load
+/// keeps one path per read for the verifier (a fallback per read doubled the paths through
+/// the parser at each one).
+pub struct CopiedPacket<'a> {
+    pub buf: &'a Copy,
+    /// Bytes of the packet in `buf`.
+    pub copied: u32,
+    pub len: u32,
 }
 
-impl PacketBytes for SkbPacket<'_> {
+/// Room for the copy, plus slack: a read at an offset the verifier only knows to be below
+/// [`HEADERS`] (it is masked) stays inside the value for any read of up to [`SLACK`] bytes.
+pub type Copy = [u8; HEADERS + SLACK];
+const SLACK: usize = 64;
+
+impl CopiedPacket<'_> {
+    /// The `T` (bytes or words, at most SLACK long) at `offset`, if the copy holds it.
+    #[inline(always)]
+    fn read<T>(&self, offset: u32) -> Option<T> {
+        let at = offset as usize;
+        // Volatile: knowing `copied` <= HEADERS, the compiler would drop the mask below as a
+        // no-op, and the verifier needs it.
+        // SAFETY: a plain read of our own field.
+        let copied = unsafe { core::ptr::read_volatile(&self.copied) };
+        if at + size_of::<T>() > copied as usize || size_of::<T>() > SLACK {
+            return None;
+        }
+        // The mask changes nothing (at < copied <= HEADERS) but bounds it for the verifier;
+        // black_box keeps the compiler from dropping it where it can prove it a no-op from
+        // checks older verifiers do not carry over (6.1 loses a bound checked on another
+        // copy of the value).
+        let at = core::hint::black_box(at) & (HEADERS - 1);
+        // SAFETY: at + size_of::<T>() <= copied <= HEADERS: inside the buffer, written by the
+        // copy.
+        Some(unsafe { (self.buf.as_ptr().add(at) as *const T).read_unaligned() })
+    }
+}
+
+impl PacketBytes for CopiedPacket<'_> {
     #[inline(always)]
     fn frame_len(&self) -> u32 {
-        self.direct.len
+        self.len
     }
 
     #[inline(always)]
     fn load<const N: usize>(&self, offset: u32) -> Option<[u8; N]> {
-        if let Some(bytes) = self.direct.load_direct(offset) {
-            return Some(bytes);
-        }
-        let mut out = MaybeUninit::<[u8; N]>::uninit();
-        let filled = load_bytes(self.ctx, offset, out.as_mut_ptr().cast(), N as u32);
-        // SAFETY: bpf_skb_load_bytes wrote all N bytes (it fails otherwise).
-        (filled != 0).then(|| unsafe { out.assume_init() })
+        self.read(offset)
     }
 }
 
-impl Words for SkbPacket<'_> {
+impl Words for CopiedPacket<'_> {
     #[inline(always)]
     fn words<const W: usize>(&self, offset: u32) -> Option<[u32; W]> {
-        if let Some(w) = self.direct.words_direct(offset) {
-            return Some(w);
-        }
-        // Not zeroed: that would be a call to a byte-by-byte memset loop.
-        let mut out = MaybeUninit::<[u32; W]>::uninit();
-        let filled = load_bytes(self.ctx, offset, out.as_mut_ptr().cast(), 4 * W as u32);
-        // SAFETY: bpf_skb_load_bytes wrote all 4 * W bytes (it fails otherwise).
-        (filled != 0).then(|| unsafe { out.assume_init() })
+        self.read(offset)
     }
 }
 
-/// `len` bytes of the skb from `offset` on into `dst`, for headers outside the linear data
-/// (rare); returns whether it could. A BPF subprogram of its own, so that its helper call
-/// and the values kept across it stay out of the callers' registers and stack.
-#[inline(never)]
-fn load_bytes(ctx: &TcContext, offset: u32, dst: *mut u8, len: u32) -> u32 {
-    // SAFETY: the context's skb and `len` writable bytes at `dst`; the helper checks the
-    // range against the packet.
-    let ret = unsafe { bpf_skb_load_bytes(ctx.skb.skb.cast(), offset, dst.cast(), len) };
-    (ret == 0) as u32
+impl Words for DirectPacket {
+    #[inline(always)]
+    fn words<const W: usize>(&self, offset: u32) -> Option<[u32; W]> {
+        self.words_direct(offset)
+    }
+}
+
+/// Per-CPU room for [`CopiedPacket`] (too big for the BPF stack).
+#[map(name = "NETPOST_TC_HEADERS")]
+static COPIES: PerCpuArray<Copy> = PerCpuArray::with_max_entries(1, 0);
+
+/// Where an skb's headers can be read: directly when its linear part holds them (or the
+/// whole packet), else a copy (None when the copy fails).
+pub enum SkbHeaders {
+    Direct(DirectPacket),
+    Copied(*const Copy, u32, u32),
+}
+
+impl SkbHeaders {
+    #[inline(always)]
+    pub fn of(ctx: &TcContext, len: u32) -> Option<SkbHeaders> {
+        let direct = DirectPacket {
+            start: ctx.data(),
+            end: ctx.data_end(),
+            len,
+        };
+        let want = len.min(HEADERS as u32);
+        if (direct.end - direct.start) as u32 >= want {
+            return Some(SkbHeaders::Direct(direct));
+        }
+        let buf = COPIES.get_ptr_mut(0)?;
+        // In [1, HEADERS] by arithmetic the verifier follows (6.1 refuses a length that may
+        // be 0, and does not learn it from a compare the compiler folds into another form).
+        let n = ((core::hint::black_box(want).wrapping_sub(1)) & (HEADERS as u32 - 1)) + 1;
+        // SAFETY: the context's skb and `n` <= HEADERS writable bytes of this CPU's buffer;
+        // the helper checks the range against the packet.
+        let ret = unsafe { bpf_skb_load_bytes(ctx.skb.skb.cast(), 0, buf.cast(), n) };
+        (ret == 0).then_some(SkbHeaders::Copied(buf, n, len))
+    }
 }

@@ -9,7 +9,7 @@ use aya_ebpf::{
     maps::LruPerCpuHashMap,
     programs::RawTracePointContext,
 };
-use netpost_common::drops::{ROUTE_KEYS, Route6Key, RouteKey, RouteOffsets};
+use netpost_common::routes::{ROUTE_KEYS, Route6Key, RouteKey, RouteOffsets};
 
 use crate::kernel::{Window, is_watched, read};
 

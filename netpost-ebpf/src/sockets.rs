@@ -6,7 +6,7 @@ use aya_ebpf::{
     maps::PerCpuArray,
     programs::RawTracePointContext,
 };
-use netpost_common::flows::{SockOffsets, sockets};
+use netpost_common::sockets::{self, SockOffsets};
 
 use crate::kernel::{is_watched, read};
 

@@ -10,17 +10,15 @@
 //! (`include/uapi/linux/btf.h`: a header, the type section, the string section), which is small
 //! and stable. [`member`] accepts an aya [`Btf`] (through its `to_bytes`); [`KernelBtf`] reads the
 //! file directly and is the cheaper choice for several lookups.
+//!
+//! This file is the generic reader only. Each probe asks it for the fields its programs read,
+//! in an `impl KernelBtf` block of its own (`probe/drops/mod.rs` has `drop_offsets`...).
 use std::{
     ops::Range,
     path::{Path, PathBuf},
 };
 
 use aya_obj::btf::Btf;
-pub use netpost_common::{
-    drops::{DropOffsets, RouteOffsets},
-    flows::SockOffsets,
-    netfilter::NfOffsets,
-};
 use thiserror::Error;
 
 /// Byte offset (from the start of the outermost struct) and byte size of one member.
@@ -83,13 +81,6 @@ pub enum BtfOffsetError {
 /// several lookups build one [`KernelBtf`] instead.
 pub fn member(btf: &Btf, struct_name: &str, member: &str) -> Result<Member, BtfOffsetError> {
     KernelBtf::from_bytes(btf.to_bytes())?.member(struct_name, member)
-}
-
-/// The offsets the netfilter programs need, from the kernel BTF at `path`
-/// (`crate::preflight::btf_path()` gives the default /sys/kernel/btf/vmlinux), with the sizes
-/// the programs read checked against this kernel.
-pub fn nf_offsets(path: &Path) -> Result<NfOffsets, BtfOffsetError> {
-    KernelBtf::from_file(path)?.nf_offsets()
 }
 
 const BTF_MAGIC: u16 = 0xeb9f;
@@ -276,79 +267,6 @@ impl KernelBtf {
             });
         }
         Ok(found.offset)
-    }
-
-    /// The offsets the netfilter programs need, with the sizes they read checked.
-    pub fn nf_offsets(&self) -> Result<NfOffsets, BtfOffsetError> {
-        Ok(NfOffsets {
-            state_hook: self.member_sized("nf_hook_state", "hook", 1)?,
-            state_pf: self.member_sized("nf_hook_state", "pf", 1)?,
-            skb_len: self.member_sized("sk_buff", "len", 4)?,
-            skb_head: self.member_sized("sk_buff", "head", 8)?,
-            skb_network_header: self.member_sized("sk_buff", "network_header", 2)?,
-            skb_nfct: self.member_sized("sk_buff", "_nfct", 8)?,
-            // sk_buff_data_t is an offset from head (unsigned int) on 64-bit kernels.
-            skb_end: self.member_sized("sk_buff", "end", 4)?,
-            shinfo_gso_segs: self.member_sized("skb_shared_info", "gso_segs", 2)?,
-            conn_status: self.member_sized("nf_conn", "status", 8)?,
-            _pad: 0,
-        })
-    }
-
-    /// The kernel struct offsets the drop program reads at (`watch_inum` left 0).
-    pub fn drop_offsets(&self) -> Result<DropOffsets, BtfOffsetError> {
-        let at = |s: &str, m: &str, size: u32| self.member_sized(s, m, size);
-        Ok(DropOffsets {
-            skb_dev: at("sk_buff", "dev", 8)?,
-            skb_sk: at("sk_buff", "sk", 8)?,
-            skb_protocol: at("sk_buff", "protocol", 2)?,
-            skb_head: at("sk_buff", "head", 8)?,
-            skb_network_header: at("sk_buff", "network_header", 2)?,
-            // possible_net_t is a struct holding only the struct net pointer.
-            dev_net: at("net_device", "nd_net", 8)?,
-            sk_net: self.member("sock", "__sk_common")?.offset + at("sock_common", "skc_net", 8)?,
-            net_inum: self.net_inum()?,
-            watch_inum: 0,
-            _pad: 0,
-        })
-    }
-
-    /// net.ns.inum: a namespace's inode number.
-    fn net_inum(&self) -> Result<u32, BtfOffsetError> {
-        Ok(self.member("net", "ns")?.offset + self.member_sized("ns_common", "inum", 4)?)
-    }
-
-    /// The kernel struct offsets the socket programs read at (`watch_inum` left 0).
-    pub fn sock_offsets(&self) -> Result<SockOffsets, BtfOffsetError> {
-        let at = |s: &str, m: &str, size: u32| self.member_sized(s, m, size);
-        Ok(SockOffsets {
-            sk_net: self.member("sock", "__sk_common")?.offset + at("sock_common", "skc_net", 8)?,
-            sk_protocol: at("sock", "sk_protocol", 2)?,
-            skb_dev: at("sk_buff", "dev", 8)?,
-            dev_net: at("net_device", "nd_net", 8)?,
-            net_inum: self.net_inum()?,
-            watch_inum: 0,
-        })
-    }
-
-    /// The kernel struct offsets the route program reads at (`watch_inum` left 0).
-    pub fn route_offsets(&self) -> Result<RouteOffsets, BtfOffsetError> {
-        let at = |s: &str, m: &str, size: u32| self.member_sized(s, m, size);
-        Ok(RouteOffsets {
-            nhc_dev: at("fib_nh_common", "nhc_dev", 8)?,
-            nhc_gw_family: at("fib_nh_common", "nhc_gw_family", 1)?,
-            // A union of the IPv4 and IPv6 gateway; the IPv4 one sits at its start.
-            nhc_gw: self.member("fib_nh_common", "nhc_gw")?.offset,
-            dev_ifindex: at("net_device", "ifindex", 4)?,
-            dev_net: at("net_device", "nd_net", 8)?,
-            net_inum: self.net_inum()?,
-            flow_daddr: at("flowi4", "daddr", 4)?,
-            watch_inum: 0,
-            res6_nh: at("fib6_result", "nh", 8)?,
-            res6_type: at("fib6_result", "fib6_type", 1)?,
-            table6_id: at("fib6_table", "tb6_id", 4)?,
-            flow6_daddr: at("flowi6", "daddr", 16)?,
-        })
     }
 
     /// The (name, value) pairs of `enum name` (ENUM or ENUM64).
@@ -593,13 +511,15 @@ impl KernelBtf {
     }
 }
 
+/// bpftool's reading of the kernel BTF: the independent oracle this reader's tests, and the
+/// probes' tests of their offsets, compare with.
 #[cfg(test)]
-mod tests {
-    use std::{collections::HashMap, process::Command};
+pub(crate) mod oracle {
+    use std::{collections::HashMap, path::Path, process::Command};
 
-    use super::*;
+    use super::{KernelBtf, Member};
 
-    const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+    pub(crate) const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
     /// One type from `bpftool btf dump ... format raw`.
     #[derive(Debug, Default)]
@@ -612,7 +532,7 @@ mod tests {
     }
 
     /// The independent oracle: bpftool's own reading of the kernel BTF, parsed from its text.
-    struct Oracle {
+    pub(crate) struct Oracle {
         types: HashMap<u32, OType>,
     }
 
@@ -631,7 +551,7 @@ mod tests {
 
     impl Oracle {
         /// bpftool is the oracle: its absence fails the test (`cargo xtask test` installs it).
-        fn load() -> Self {
+        pub(crate) fn load() -> Self {
             let out = Command::new("bpftool")
                 .args(["btf", "dump", "file", VMLINUX, "format", "raw"])
                 .output()
@@ -739,7 +659,7 @@ mod tests {
             }
         }
 
-        fn member(&self, struct_name: &str, member: &str) -> (Member, u32) {
+        pub(crate) fn member(&self, struct_name: &str, member: &str) -> (Member, u32) {
             let (offset, size, depth) = self
                 .find(self.struct_id(struct_name), member, 0, 0)
                 .unwrap_or_else(|| panic!("bpftool: no {struct_name}.{member}"));
@@ -753,9 +673,19 @@ mod tests {
         }
     }
 
-    fn kernel() -> KernelBtf {
+    pub(crate) fn kernel() -> KernelBtf {
         KernelBtf::from_file(Path::new(VMLINUX)).expect("read kernel BTF")
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    use super::{
+        oracle::{Oracle, VMLINUX, kernel},
+        *,
+    };
 
     #[test]
     fn top_level_members_match_bpftool() {
@@ -833,41 +763,6 @@ mod tests {
     }
 
     #[test]
-    fn drop_offsets_are_found() {
-        let o = kernel().drop_offsets().unwrap();
-        let oracle = Oracle::load();
-        assert_eq!(o.skb_dev, oracle.member("sk_buff", "dev").0.offset);
-        assert_eq!(o.dev_net, oracle.member("net_device", "nd_net").0.offset);
-        assert_eq!(
-            o.net_inum,
-            oracle.member("net", "ns").0.offset + oracle.member("ns_common", "inum").0.offset
-        );
-    }
-
-    #[test]
-    fn nf_offsets_match_bpftool() {
-        let offsets = nf_offsets(Path::new(&crate::preflight::btf_path())).unwrap();
-        println!("NfOffsets on this kernel: {offsets:#?}");
-        let oracle = Oracle::load();
-        let o = |s, m| oracle.member(s, m).0.offset;
-        assert_eq!(
-            offsets,
-            NfOffsets {
-                state_hook: o("nf_hook_state", "hook"),
-                state_pf: o("nf_hook_state", "pf"),
-                skb_len: o("sk_buff", "len"),
-                skb_head: o("sk_buff", "head"),
-                skb_network_header: o("sk_buff", "network_header"),
-                skb_nfct: o("sk_buff", "_nfct"),
-                skb_end: o("sk_buff", "end"),
-                shinfo_gso_segs: o("skb_shared_info", "gso_segs"),
-                conn_status: o("nf_conn", "status"),
-                _pad: 0,
-            }
-        );
-    }
-
-    #[test]
     fn aya_btf_gives_the_same_answers() {
         let aya_btf = Btf::parse_file(VMLINUX, aya::Endianness::default()).unwrap();
         let raw = kernel();
@@ -935,24 +830,6 @@ mod tests {
             err.to_string(),
             "sk_buff.len is 4 bytes in this kernel but netpost's programs read 8; this kernel's layout is not supported"
         );
-    }
-
-    #[test]
-    fn missing_or_malformed_btf_is_an_error_not_a_panic() {
-        let err = nf_offsets(Path::new("/nonexistent/netpost-btf")).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("cannot read kernel BTF at /nonexistent/netpost-btf: ")
-        );
-        let data = std::fs::read(VMLINUX).unwrap();
-        for len in [0, 1, 3, 23, 24, 1000, data.len() / 2] {
-            let err = KernelBtf::from_bytes(data[..len].to_vec()).err();
-            assert!(
-                matches!(err, Some(BtfOffsetError::Malformed(_))),
-                "len {len}"
-            );
-        }
-        assert!(KernelBtf::from_bytes(vec![0; 64]).is_err());
     }
 
     /// A hand-made little BTF for what vmlinux does not show: old-style (no kind_flag) INT

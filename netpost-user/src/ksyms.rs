@@ -3,24 +3,40 @@
 use std::{
     collections::HashMap,
     io::{BufRead, BufReader},
+    sync::{Arc, OnceLock},
 };
 
-/// Kernel text symbols sorted by address. The names share one string (about 120k symbols
-/// here: a String each would double the memory they take for as long as netpost runs).
+/// Kernel text symbols sorted by address, with a cache of the names asked for. The table is
+/// read once per process and shared by every `Ksyms` that [`Ksyms::load`] returns (the
+/// drop counters and the drop recorder both name functions).
 pub struct Ksyms {
+    table: Arc<Table>,
+    cache: HashMap<u64, String>,
+}
+
+/// The names share one string (about 120k symbols here: a String each would double the
+/// memory they take for as long as netpost runs).
+struct Table {
     /// (address, start and end of the name in `names`).
     syms: Vec<(u64, u32, u32)>,
     names: String,
-    cache: HashMap<u64, String>,
 }
 
 impl Ksyms {
     /// Reads /proc/kallsyms (addresses are zero unless running as root) line by line, never
-    /// holding the whole ~5 MB text.
+    /// holding the whole ~5 MB text; later calls share what the first one read.
     pub fn load() -> Ksyms {
-        match std::fs::File::open("/proc/kallsyms") {
-            Ok(file) => Ksyms::read(BufReader::new(file)),
-            Err(_) => Ksyms::parse(""),
+        static SHARED: OnceLock<Arc<Table>> = OnceLock::new();
+        let table = SHARED.get_or_init(|| {
+            let k = match std::fs::File::open("/proc/kallsyms") {
+                Ok(file) => Ksyms::read(BufReader::new(file)),
+                Err(_) => Ksyms::parse(""),
+            };
+            k.table
+        });
+        Ksyms {
+            table: Arc::clone(table),
+            cache: HashMap::new(),
         }
     }
 
@@ -50,8 +66,7 @@ impl Ksyms {
         syms.shrink_to_fit();
         names.shrink_to_fit();
         Ksyms {
-            syms,
-            names,
+            table: Arc::new(Table { syms, names }),
             cache: HashMap::new(),
         }
     }
@@ -61,11 +76,10 @@ impl Ksyms {
         if let Some(name) = self.cache.get(&addr) {
             return name.clone();
         }
-        let idx = self.syms.partition_point(|&(a, _, _)| a <= addr);
-        let name = match idx.checked_sub(1).map(|i| self.syms[i]) {
-            Some((_, start, end)) if addr != 0 => {
-                self.names[start as usize..end as usize].to_string()
-            }
+        let t = &self.table;
+        let idx = t.syms.partition_point(|&(a, _, _)| a <= addr);
+        let name = match idx.checked_sub(1).map(|i| t.syms[i]) {
+            Some((_, start, end)) if addr != 0 => t.names[start as usize..end as usize].to_string(),
             _ => format!("{addr:#x}"),
         };
         self.cache.insert(addr, name.clone());

@@ -1,45 +1,38 @@
-//! Turns raw counters into the [`Snapshot`] every sink renders: cumulative totals since
-//! start plus per-second rates over the last interval. Pure, so it is tested without root.
+//! The [`Snapshot`] every sink renders, and how one is built from a raw sample: each probe's
+//! model turns its part into cumulative totals since start plus per-second rates over the
+//! last interval. Pure, so it is tested without root. The Snapshot's types are re-exported
+//! here: sinks read the Snapshot, never a probe.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
-use netpost_common::{Counters, Family, Hook, HookCounters, Proto, netfilter::NfFamily};
+use netpost_common::netfilter::{NfFamily, NfHook};
 use serde::Serialize;
 
-use crate::{
-    conntrack::{self, ConntrackRaw, ConntrackStats, TopSource},
-    drops::{self, DropsRaw, DropsStats},
-    flow_watch::FlowsRaw,
-    flows::{FlowRow, HandshakeStats},
-    nf_model::{self, NfFamilyStats, NfRaw},
-    route_watch::{self, RoutingStats},
-    sock_watch::SocketsStats,
+pub use crate::pcapng::{Link, Packet};
+use crate::probe::{
+    conntrack::model as conntrack, drops::model as drops, interfaces::model as interfaces,
+    netfilter::model as netfilter, routes::model as routes, rules::model as rules,
+    sockets::model as sockets, status::Status,
 };
-
-/// Raw cumulative counters of one interface, summed over CPUs.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct IfaceCounters {
-    pub hooks: [HookCounters; Hook::COUNT],
-}
-
-impl IfaceCounters {
-    /// `self - earlier`, per counter: the counts of the window between two reads.
-    pub fn since(&self, earlier: &IfaceCounters) -> IfaceCounters {
-        let mut out = self.clone();
-        for (hook, old) in out.hooks.iter_mut().zip(earlier.hooks.iter()) {
-            for (row, old_row) in hook.by.iter_mut().zip(old.by.iter()) {
-                for (c, o) in row.iter_mut().zip(old_row.iter()) {
-                    c.frames = c.frames.saturating_sub(o.frames);
-                    c.packets = c.packets.saturating_sub(o.packets);
-                    c.bytes = c.bytes.saturating_sub(o.bytes);
-                    c.header_bytes = c.header_bytes.saturating_sub(o.header_bytes);
-                    c.payload_bytes = c.payload_bytes.saturating_sub(o.payload_bytes);
-                }
-            }
-        }
-        out
-    }
-}
+pub use crate::probe::{
+    conntrack::model::{ConntrackRaw, ConntrackStats, HIGH_FILL_PCT, TopSource},
+    drops::model::{DropsRaw, DropsStats, ReasonStats, SampleView},
+    flows::model::{
+        Direction, FlowOnIface, FlowRow, FlowSummary, FlowsRaw, HalfOpenSource, HandshakeStats,
+        Percentiles, RTT_BUCKETS_US, ResetsBy, RttHistogram,
+    },
+    interfaces::model::{
+        AttachInfo, ByFamily, ByProto, HookStats, IfaceCounters, IfaceState, IfaceStats, Traffic,
+    },
+    interfaces::watchlist::IfaceStatus,
+    netfilter::model::{
+        ByProtoVerdicts, CtStates, NfFamilyStats, NfHookStats, NfRaw, TcpClasses, Verdicts,
+    },
+    recorder::model::{RecorderRaw, RecorderStats},
+    routes::model::{RouteResult, RoutesRaw, RoutingStats},
+    rules::model::{ChainOrder, EstablishedAccept, Registered, RuleDrops, RulesInfo, RulesRaw},
+    sockets::model::SocketsStats,
+};
 
 /// One collection: cumulative counters per interface name, at a time.
 #[derive(Clone, Debug, Default)]
@@ -51,14 +44,24 @@ pub struct RawSample {
     pub interfaces: BTreeMap<String, IfaceCounters>,
     /// Netfilter counters of each linked family.
     pub netfilter: BTreeMap<NfFamily, NfRaw>,
+    /// Per hook: packets dropped after netpost's tail program had accepted them, since
+    /// start. The drop program fills it once it tells those drops apart; empty until then
+    /// (the JSON's `dropped_after_last` stays null).
+    pub nf_dropped_after_last: BTreeMap<(NfFamily, NfHook), u64>,
+    /// Per hook: packets conntrack found invalid since start (the netfilter probe's count).
+    pub nf_invalid: BTreeMap<(NfFamily, NfHook), u64>,
+    /// Registered hook functions and rule attribution (None without the rules probe).
+    pub rules: Option<RulesRaw>,
     /// The kernel's conntrack counters (None without conntrack).
     pub conntrack: Option<ConntrackRaw>,
     /// Top sources of created conntrack entries (read only when the table fills up).
     pub ct_sources: Vec<TopSource>,
     /// Drops since start (None without the drop program).
     pub drops: Option<DropsRaw>,
+    /// The drop recorder's counters and last packets (None when it is off).
+    pub recorder: Option<RecorderRaw>,
     /// Route lookups since start (None without the route programs).
-    pub routes: Option<route_watch::RoutesRaw>,
+    pub routes: Option<RoutesRaw>,
     /// Names of the output devices in `routes`.
     pub ifnames: BTreeMap<u32, String>,
     /// The flow table and handshake counters (None without flow tracking).
@@ -67,131 +70,36 @@ pub struct RawSample {
     pub sockets: Option<SocketsStats>,
     /// How long reading this sample took, µs.
     pub collection_us: u64,
+    /// Watched interfaces that no longer exist (deleted while netpost ran).
+    pub gone: Vec<String>,
+    /// Where each watched interface stands (status, re-attachments).
+    pub iface_state: BTreeMap<String, IfaceState>,
+    /// Where the interfaces probe is attached now, per device.
+    pub attached: BTreeMap<String, AttachInfo>,
+    /// Interfaces wanted (`-i` pattern) but not watched: every slot is taken.
+    pub over_cap: Vec<String>,
 }
 
-impl RawSample {
-    /// Conntrack entries created, as the netfilter programs saw them (None without links).
-    fn ct_created(&self) -> Option<u64> {
-        (!self.netfilter.is_empty()).then(|| {
-            self.netfilter
-                .values()
-                .flat_map(|raw| raw.iter())
-                .map(|hook| hook.ct_created)
-                .sum()
-        })
-    }
-}
-
-/// What does not change between snapshots of one run.
+/// What does not change between snapshots of one run; each probe describes its part.
 #[derive(Clone, Debug, Default)]
 pub struct RunInfo {
     pub netns: Option<String>,
-    pub attached: BTreeMap<String, AttachInfo>,
-    /// Per family: "linked", or why the netfilter hooks are missing.
-    pub netfilter_status: BTreeMap<String, String>,
-    /// "attached", or why drop reasons are not collected.
-    pub drops_status: String,
-    /// "attached", or why routing decisions are not collected.
-    pub routes_status: String,
-    /// "attached", or why the socket tracepoints are not collected.
-    pub sockets_status: String,
+    /// `--profile` (empty where no CLI chose one, as in tests of the model).
+    pub profile: &'static str,
+    /// Every probe's status, by probe name.
+    pub status: BTreeMap<&'static str, Status>,
+    /// Per netfilter family: linked, or why not.
+    pub netfilter_status: BTreeMap<String, Status>,
 }
 
-/// Packets and bytes of one slice of traffic.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Traffic {
-    /// Wire segments (a GSO/GRO super-packet counts each segment).
-    pub packets: u64,
-    /// Wire bytes from the Ethernet header on, FCS excluded.
-    pub bytes: u64,
-    /// What the hook ran on: XDP frames or skbs.
-    pub frames: u64,
-    pub header_bytes: u64,
-    pub payload_bytes: u64,
-}
-
-impl From<&Counters> for Traffic {
-    fn from(c: &Counters) -> Self {
-        Traffic {
-            packets: c.packets,
-            bytes: c.bytes,
-            frames: c.frames,
-            header_bytes: c.header_bytes,
-            payload_bytes: c.payload_bytes,
-        }
+impl RunInfo {
+    /// The status of probe `name` as the JSON shows it.
+    fn status_of(&self, name: &str) -> String {
+        self.status
+            .get(name)
+            .map(Status::to_string)
+            .unwrap_or_default()
     }
-}
-
-/// Traffic split by transport protocol. `other` includes malformed frames.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct ByProto {
-    pub tcp: Traffic,
-    pub udp: Traffic,
-    pub icmp: Traffic,
-    pub icmpv6: Traffic,
-    pub other: Traffic,
-}
-
-/// Traffic split by network family.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct ByFamily {
-    pub ipv4: Traffic,
-    pub ipv6: Traffic,
-    pub other: Traffic,
-}
-
-/// Everything one hook saw on one interface (the JSON schema's `H`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
-pub struct HookStats {
-    pub packets: u64,
-    pub bytes: u64,
-    pub header_bytes: u64,
-    pub payload_bytes: u64,
-    pub frames: u64,
-    pub by_proto: ByProto,
-    pub by_family: ByFamily,
-    /// Frames whose headers do not hold together (also counted in `by_proto.other`).
-    pub malformed: Traffic,
-    /// Packets per second over the last interval.
-    pub pps: f64,
-    /// Bits per second over the last interval.
-    pub bps: f64,
-}
-
-/// The three hooks of one interface.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
-pub struct IfaceStats {
-    pub xdp: HookStats,
-    pub tc_ingress: HookStats,
-    pub tc_egress: HookStats,
-}
-
-impl IfaceStats {
-    pub fn hook(&self, hook: Hook) -> &HookStats {
-        match hook {
-            Hook::Xdp => &self.xdp,
-            Hook::TcIngress => &self.tc_ingress,
-            Hook::TcEgress => &self.tc_egress,
-        }
-    }
-
-    fn hook_mut(&mut self, hook: Hook) -> &mut HookStats {
-        match hook {
-            Hook::Xdp => &mut self.xdp,
-            Hook::TcIngress => &mut self.tc_ingress,
-            Hook::TcEgress => &mut self.tc_egress,
-        }
-    }
-}
-
-/// What netpost attached where (static for a run).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct AttachInfo {
-    pub ifindex: u32,
-    /// "generic", "native" or "off".
-    pub xdp_mode: String,
-    /// "tcx" (fd-based links) or "netlink" (clsact filters, kernels < 6.6).
-    pub tc_mode: String,
 }
 
 /// One immutable view of everything netpost knows, handed to every sink.
@@ -202,18 +110,31 @@ pub struct Snapshot {
     /// Length of the interval the rates cover.
     pub interval_ms: u64,
     pub netns: Option<String>,
+    /// The `--profile` that ran (`counters`, `standard`, `full`).
+    pub profile: String,
+    /// Every probe's status by name: `attached`, `linked`, `reading`, `off (why)` (e.g.
+    /// `off (profile counters)`) or `unavailable: why`.
+    pub probes: BTreeMap<String, String>,
     pub interfaces: BTreeMap<String, IfaceStats>,
     pub attached: BTreeMap<String, AttachInfo>,
     /// Netfilter hook traversal per linked family ("ipv4", "ipv6").
     pub netfilter: BTreeMap<String, NfFamilyStats>,
     /// Per family: "linked", or why its netfilter hooks are missing.
     pub netfilter_status: BTreeMap<String, String>,
+    /// How the hooks' `registered` and `rules` were read (null without the rules probe).
+    pub netfilter_rules: Option<RulesInfo>,
+    /// "reading", or why rules are not read.
+    pub netfilter_rules_status: String,
     /// Conntrack table pressure in the namespace (null where the kernel has no conntrack).
     pub conntrack: Option<ConntrackStats>,
     /// Dropped packets by reason and dropping function (null without the drop program).
     pub drops: Option<DropsStats>,
     /// "attached", or why drop reasons are not collected.
     pub drops_status: String,
+    /// The last dropped packets the recorder kept for the dashboard (`--flight-recorder`),
+    /// oldest first; empty when it is off. Not in the JSON.
+    #[serde(skip)]
+    pub drop_packets: Arc<Vec<Arc<Packet>>>,
     /// IPv4 routing decisions (null without the route program).
     pub routing: Option<RoutingStats>,
     /// "attached", or why routing decisions are not collected.
@@ -224,6 +145,9 @@ pub struct Snapshot {
     pub flows: Vec<FlowRow>,
     /// The top flows by packets.
     pub flows_by_packets: Vec<FlowRow>,
+    /// One row per flow across the watched interfaces (the rows above are per interface):
+    /// the top flows by bytes, by packets and by current rate, most bytes first.
+    pub flows_merged: Vec<FlowSummary>,
     /// Flows in the flow table now.
     pub flows_active: u64,
     /// Flow events the kernel's ring buffer had no room for.
@@ -235,101 +159,37 @@ pub struct Snapshot {
     pub sockets_status: String,
     /// How long the last collection took to read every map and counter, µs.
     pub collection_us: u64,
-}
-
-/// Folds one hook's raw per-(family, proto) counters into its totals and splits.
-pub fn hook_totals(raw: &HookCounters) -> HookStats {
-    let mut stats = HookStats::default();
-    let mut total = Counters::default();
-    for family in Family::ALL {
-        let mut family_total = Counters::default();
-        for proto in Proto::ALL {
-            let c = raw.get(family, proto);
-            family_total.add(c);
-            let slot = match proto {
-                Proto::Tcp => &mut stats.by_proto.tcp,
-                Proto::Udp => &mut stats.by_proto.udp,
-                Proto::Icmp => &mut stats.by_proto.icmp,
-                Proto::Icmpv6 => &mut stats.by_proto.icmpv6,
-                Proto::Other | Proto::Malformed => &mut stats.by_proto.other,
-            };
-            add_traffic(slot, c);
-            if proto == Proto::Malformed {
-                add_traffic(&mut stats.malformed, c);
-            }
-        }
-        total.add(&family_total);
-        *match family {
-            Family::Ipv4 => &mut stats.by_family.ipv4,
-            Family::Ipv6 => &mut stats.by_family.ipv6,
-            Family::Other => &mut stats.by_family.other,
-        } = Traffic::from(&family_total);
-    }
-    stats.packets = total.packets;
-    stats.bytes = total.bytes;
-    stats.header_bytes = total.header_bytes;
-    stats.payload_bytes = total.payload_bytes;
-    stats.frames = total.frames;
-    stats
-}
-
-fn add_traffic(into: &mut Traffic, c: &Counters) {
-    into.packets += c.packets;
-    into.bytes += c.bytes;
-    into.frames += c.frames;
-    into.header_bytes += c.header_bytes;
-    into.payload_bytes += c.payload_bytes;
-}
-
-/// Per-second rate of a cumulative counter; 0 when the interval is empty or the counter
-/// went backwards (it never should: maps are only created, never reset, by netpost).
-pub fn rate(now: u64, before: u64, interval_ms: u64) -> f64 {
-    if interval_ms == 0 || now < before {
-        return 0.0;
-    }
-    (now - before) as f64 * 1000.0 / interval_ms as f64
+    /// Watched interfaces deleted while netpost ran and not back: their totals stay.
+    pub interfaces_gone: Vec<String>,
+    /// The doctor's diagnoses of the window ending here, worst first (empty when healthy;
+    /// filled by the collection loop, not by [`build_snapshot`]).
+    pub diagnoses: Vec<crate::doctor::diagnosis::Diagnosis>,
+    /// Interfaces an `-i` pattern matches that are not watched: every one of the 64 slots
+    /// holds a present interface.
+    pub interfaces_over_cap: Vec<String>,
 }
 
 /// Builds the snapshot for `now`, with rates against `prev` (the previous sample, or the
 /// all-zero sample taken at attach time).
 pub fn build_snapshot(now: &RawSample, prev: &RawSample, info: &RunInfo) -> Snapshot {
     let interval_ms = now.elapsed_ms.saturating_sub(prev.elapsed_ms);
-    let zero = IfaceCounters::default();
-    let interfaces = now
-        .interfaces
-        .iter()
-        .map(|(name, counters)| {
-            let before = prev.interfaces.get(name).unwrap_or(&zero);
-            let mut stats = IfaceStats::default();
-            for hook in Hook::ALL {
-                let cur = hook_totals(&counters.hooks[hook as usize]);
-                let old = hook_totals(&before.hooks[hook as usize]);
-                let out = stats.hook_mut(hook);
-                *out = cur;
-                out.pps = rate(cur.packets, old.packets, interval_ms);
-                out.bps = rate(cur.bytes, old.bytes, interval_ms) * 8.0;
+    let created = netfilter::ct_created(&now.netfilter)
+        .map(|n| (n, netfilter::ct_created(&prev.netfilter).unwrap_or(0)));
+    let drops = now.drops.as_ref().map(|d| {
+        let mut stats = drops::stats(d, prev.drops.as_ref(), interval_ms);
+        stats.recorder = now.recorder.as_ref().map(|r| r.stats.clone());
+        stats
+    });
+    let mut nf = netfilter::stats(&now.netfilter, &prev.netfilter, interval_ms);
+    if let Some(r) = &now.rules {
+        for (&(family, hook), part) in &r.hooks {
+            if let Some(f) = nf.get_mut(family.name()) {
+                f.hook_mut(hook).set_rules(rules::hook_view(part));
             }
-            (name.clone(), stats)
-        })
-        .collect();
-    let netfilter = now
-        .netfilter
-        .iter()
-        .map(|(family, raw)| {
-            let before = prev.netfilter.get(family).copied().unwrap_or_default();
-            (
-                family.name().to_string(),
-                nf_model::family_stats(raw, &before, interval_ms),
-            )
-        })
-        .collect();
-    let created = now
-        .ct_created()
-        .map(|n| (n, prev.ct_created().unwrap_or(0)));
-    let drops = now
-        .drops
-        .as_ref()
-        .map(|d| drops::stats(d, prev.drops.as_ref(), interval_ms));
+        }
+    }
+    netfilter::set_dropped_after_last(&mut nf, &now.nf_dropped_after_last);
+    netfilter::set_invalid(&mut nf, &now.nf_invalid);
     let conntrack = now.conntrack.as_ref().map(|c| {
         conntrack::stats(
             c,
@@ -344,10 +204,27 @@ pub fn build_snapshot(now: &RawSample, prev: &RawSample, info: &RunInfo) -> Snap
         elapsed_ms: now.elapsed_ms,
         interval_ms,
         netns: info.netns.clone(),
-        interfaces,
-        attached: info.attached.clone(),
-        netfilter,
-        netfilter_status: info.netfilter_status.clone(),
+        profile: info.profile.to_string(),
+        probes: info
+            .status
+            .iter()
+            .map(|(name, status)| (name.to_string(), status.to_string()))
+            .collect(),
+        interfaces: interfaces::stats(
+            &now.interfaces,
+            &prev.interfaces,
+            &now.iface_state,
+            interval_ms,
+        ),
+        attached: now.attached.clone(),
+        netfilter: nf,
+        netfilter_status: info
+            .netfilter_status
+            .iter()
+            .map(|(family, status)| (family.clone(), status.to_string()))
+            .collect(),
+        netfilter_rules: now.rules.as_ref().map(|r| r.info.clone()),
+        netfilter_rules_status: info.status_of(rules::NAME),
         conntrack,
         routing: now.routes.as_ref().map(|r| {
             let name = |i: u32| {
@@ -356,11 +233,16 @@ pub fn build_snapshot(now: &RawSample, prev: &RawSample, info: &RunInfo) -> Snap
                     .cloned()
                     .unwrap_or_else(|| format!("if{i}"))
             };
-            route_watch::stats(r, drops.as_ref(), &name)
+            routes::stats(r, drops.as_ref(), &name)
         }),
         drops,
-        drops_status: info.drops_status.clone(),
-        routes_status: info.routes_status.clone(),
+        drops_status: info.status_of(drops::NAME),
+        drop_packets: now
+            .recorder
+            .as_ref()
+            .map(|r| Arc::clone(&r.flight))
+            .unwrap_or_default(),
+        routes_status: info.status_of(routes::NAME),
         handshake: now.flows.as_ref().map(|f| f.handshake.clone()),
         flows: now
             .flows
@@ -372,17 +254,28 @@ pub fn build_snapshot(now: &RawSample, prev: &RawSample, info: &RunInfo) -> Snap
             .as_ref()
             .map(|f| f.by_packets.clone())
             .unwrap_or_default(),
+        flows_merged: now
+            .flows
+            .as_ref()
+            .map(|f| f.merged.clone())
+            .unwrap_or_default(),
         flows_active: now.flows.as_ref().map_or(0, |f| f.active),
         events_lost: now.flows.as_ref().map_or(0, |f| f.events_lost),
         sockets: now.sockets.clone(),
-        sockets_status: info.sockets_status.clone(),
+        sockets_status: info.status_of(sockets::NAME),
         collection_us: now.collection_us,
+        interfaces_gone: now.gone.clone(),
+        diagnoses: Vec::new(),
+        interfaces_over_cap: now.over_cap.clone(),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use netpost_common::{Counters, Family, Hook, HookCounters, Proto};
+
     use super::*;
+    use crate::{delta::rate, probe::interfaces::model::hook_totals};
 
     fn counters(packets: u64, bytes: u64, payload: u64) -> Counters {
         Counters {
@@ -402,14 +295,22 @@ mod tests {
             elapsed_ms,
             interfaces: [("veth0".to_string(), iface)].into(),
             netfilter: BTreeMap::new(),
+            nf_dropped_after_last: BTreeMap::new(),
+            nf_invalid: BTreeMap::new(),
+            rules: None,
             conntrack: None,
             ct_sources: Vec::new(),
             drops: None,
+            recorder: None,
             routes: None,
             ifnames: BTreeMap::new(),
             flows: None,
             sockets: None,
             collection_us: 0,
+            gone: Vec::new(),
+            iface_state: BTreeMap::new(),
+            attached: BTreeMap::new(),
+            over_cap: Vec::new(),
         }
     }
 

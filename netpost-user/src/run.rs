@@ -1,7 +1,6 @@
 //! The collection loop: one sample per interval, turned into a Snapshot and handed to every
 //! sink; a final snapshot on Ctrl-C, SIGTERM or the end of --duration.
 use std::{
-    collections::BTreeMap,
     future::Future,
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
@@ -15,15 +14,20 @@ use tokio::{
 };
 
 use crate::{
-    conntrack::{self, HIGH_FILL_PCT},
+    doctor::Doctor,
     loader::Attachment,
-    model::{RawSample, RunInfo, Snapshot, build_snapshot},
-    nf_model,
+    model::{RawSample, Snapshot, build_snapshot},
+    netdev::ifname,
+    netns::NameWatch,
+    probe::profile::Profile,
+    probe::{
+        api::Tick,
+        flows::{DRAIN_BATCH, EventsReady},
+        interfaces::links::LinksReady,
+        recorder::{self, RingReady},
+    },
     sink::Sink,
 };
-
-/// How many top sources of new conntrack entries a snapshot names.
-const TOP_SOURCES: usize = 5;
 
 pub struct RunConfig {
     pub interval: Duration,
@@ -31,6 +35,10 @@ pub struct RunConfig {
     pub top: usize,
     pub duration: Option<Duration>,
     pub netns: Option<String>,
+    /// `--profile`, for the snapshots to say which ran.
+    pub profile: Profile,
+    /// The doctor's thresholds (`--doctor-config`).
+    pub doctor: crate::doctor::Config,
 }
 
 fn now_ms() -> u64 {
@@ -40,12 +48,22 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// The namespace netpost watched lost its name (`ip netns del`): netpost ends, exit 1. The
+/// namespace itself lives on while netpost is in it, and goes once netpost exits.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "network namespace '{0}' was deleted while netpost watched it (`ip netns del`): stopped; the final snapshot is written"
+)]
+pub struct NetnsDeleted(pub String);
+
 /// Runs until a signal, the deadline or `stop` resolves (the dashboard's quit); returns after
-/// the last snapshot was written. `ready` runs once the counting window has started. Every snapshot goes to `sinks` and is published on
-/// `latest` for consumers with their own pace (dashboard, metrics endpoint), which see the
-/// sender dropped when collection ends.
+/// the last snapshot was written. `ready` runs once the counting window has started. Every
+/// snapshot goes to `sinks` and is published on `latest` for consumers with their own pace
+/// (dashboard, metrics endpoint), which see the sender dropped when collection ends. Devices
+/// that come and go are followed as the kernel's link notifications tell; the `--netns`
+/// namespace deleted ends the run with [`NetnsDeleted`], after the last snapshot.
 pub async fn run(
-    attachment: &Attachment,
+    attachment: &mut Attachment,
     config: &RunConfig,
     sinks: &mut [Box<dyn Sink>],
     latest: watch::Sender<Arc<Snapshot>>,
@@ -56,144 +74,106 @@ pub async fn run(
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let start = Instant::now();
-    let info = RunInfo {
-        netns: config.netns.clone(),
-        attached: attachment.attach_info(),
-        netfilter_status: attachment.netfilter_status().clone(),
-        drops_status: attachment.drops_status().to_string(),
-        routes_status: attachment.routes_status().to_string(),
-        sockets_status: attachment.sockets_status().to_string(),
+    let mut info = attachment.run_info(config.netns.clone());
+    info.profile = config.profile.name();
+    // Every probe is attached now: counting from these reads on gives every hook the same
+    // window. `prev` is what the first interval's rates are taken against.
+    let mut prev = RawSample::default();
+    for probe in attachment.probes_mut().wanted_mut() {
+        probe
+            .baseline(&mut prev)
+            .with_context(|| format!("reading {} counters", probe.name()))?;
+    }
+    // The doctor's first kernel reading belongs to the same start.
+    let mut doctor = Doctor::new(config.doctor.clone());
+    let netns_name = match config.netns.as_deref() {
+        Some(name) => Some(NameWatch::new(name).context("reading the namespace netpost entered")?),
+        None => None,
     };
-    // Hooks are attached one after another; counting from this read on gives every hook
-    // the same window.
-    let baseline = attachment.read().context("reading counters")?;
-    let nf_baseline = attachment.read_netfilter().context("reading counters")?;
-    let drop_baseline = attachment.drop_counts().context("reading counters")?;
-    let funnel_baseline = attachment.flows().funnel().context("reading counters")?;
-    let sock_baseline = attachment.read_sockets().context("reading counters")?;
-    let route_baseline = attachment
-        .read_routes()
-        .context("reading counters")?
-        .unwrap_or_default();
     // Counting starts now: say so only from here, so nothing sent after "watching" falls
     // before the baselines.
     ready();
-    let sample = |elapsed: Duration| -> anyhow::Result<RawSample> {
-        let began = std::time::Instant::now();
-        let now = attachment.read().context("reading counters")?;
-        let nf_now = attachment.read_netfilter().context("reading counters")?;
-        let conntrack = conntrack::read();
-        let filling = conntrack
-            .as_ref()
-            .is_some_and(|c| c.max > 0 && c.count as f64 * 100.0 / c.max as f64 >= HIGH_FILL_PCT);
-        let ct_sources = if filling {
-            attachment
-                .top_ct_sources(TOP_SOURCES)
-                .context("reading counters")?
-        } else {
-            Vec::new()
-        };
-        let routes = attachment
-            .read_routes()
-            .context("reading counters")?
-            .map(|r| r.since(&route_baseline));
-        let ifnames = routes
-            .iter()
-            .flat_map(|r| r.oifs())
-            .map(|i| (i, crate::route_watch::ifname(i)))
-            .collect();
-        let flows = attachment
-            .flows()
-            .read(&funnel_baseline, config.top, &crate::route_watch::ifname)
-            .context("reading flows")?;
-        let sockets = match (
-            attachment.read_sockets().context("reading counters")?,
-            &sock_baseline,
-        ) {
-            (Some(now), Some(base)) => Some(crate::sock_watch::stats(&now, base)),
-            _ => None,
-        };
-        Ok(RawSample {
-            collection_us: began.elapsed().as_micros() as u64,
-            sockets,
-            flows: Some(flows),
-            routes,
-            ifnames,
-            drops: attachment
-                .read_drops(&drop_baseline)
-                .context("reading counters")?,
-            conntrack,
-            ct_sources,
-            netfilter: nf_now
-                .into_iter()
-                .map(|(family, raw)| {
-                    let since = nf_baseline
-                        .get(&family)
-                        .map(|b| nf_model::since(&raw, b))
-                        .unwrap_or(raw);
-                    (family, since)
-                })
-                .collect(),
-            ts_ms: now_ms(),
-            elapsed_ms: elapsed.as_millis() as u64,
-            interfaces: now
-                .into_iter()
-                .map(|(name, c)| {
-                    let since = baseline.get(&name).map(|b| c.since(b)).unwrap_or(c);
-                    (name, since)
-                })
-                .collect(),
-        })
-    };
-    let mut prev = RawSample {
-        conntrack: conntrack::read(),
-        interfaces: attachment
-            .watched()
-            .iter()
-            .map(|w| (w.dev.name.clone(), Default::default()))
-            .collect::<BTreeMap<_, _>>(),
-        ..Default::default()
-    };
+    let tick = Tick { top: config.top };
     let mut ticker = interval_at(start + config.interval, config.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let deadline = config.duration.map(|d| start + d);
-    let mut emit = |prev: &mut RawSample| -> anyhow::Result<()> {
-        let now = sample(start.elapsed())?;
-        let snapshot = build_snapshot(&now, prev, &info);
+    let mut emit = |attachment: &Attachment, prev: &mut RawSample| -> anyhow::Result<()> {
+        let now = sample(attachment, &tick, start.elapsed())?;
+        let snapshot = doctor.examine(build_snapshot(&now, prev, &info));
         for sink in sinks.iter_mut() {
             sink.emit(&snapshot).context("writing output")?;
         }
-        latest.send_replace(Arc::new(snapshot));
+        latest.send_replace(snapshot);
         *prev = now;
         Ok(())
     };
     // A tick this close to the deadline is the last one: no near-empty extra interval.
     let slack = config.interval / 10;
+    // Flow events are drained as the kernel submits them, between samples.
     let events_ready = attachment
         .flows()
-        .events_ready()
+        .map(|f| f.events_ready())
+        .transpose()
         .context("watching the flow event ring buffer")?;
+    let links_ready = attachment
+        .links_ready()
+        .transpose()
+        .context("watching link notifications")?;
     // Set when a drain stopped at its batch limit: drain again without waiting for a wakeup
     // (none comes until the reader catches up), taking turns with ticks and signals.
     let mut more_events = false;
-    let drain = || -> anyhow::Result<bool> {
+    let drain = |attachment: &Attachment| -> anyhow::Result<bool> {
+        let Some(flows) = attachment.flows() else {
+            return Ok(false);
+        };
+        let n = flows.drain_events(&ifname).context("reading flow events")?;
+        Ok(n == DRAIN_BATCH)
+    };
+    // The drop recorder's ring: the kernel wakes it when it fills (else samples read it).
+    let records_ready = attachment
+        .recorder()
+        .ready()
+        .transpose()
+        .context("watching the drop recorder's ring buffer")?;
+    let mut more_records = false;
+    let drain_records = |attachment: &Attachment| -> anyhow::Result<bool> {
         let n = attachment
-            .flows()
-            .drain_events(&crate::route_watch::ifname)
-            .context("reading flow events")?;
-        Ok(n == crate::flow_watch::DRAIN_BATCH)
+            .recorder()
+            .drain()
+            .context("reading recorded drops")?;
+        Ok(n == recorder::DRAIN_BATCH)
     };
     loop {
         tokio::select! {
-            ready = events_ready.wait(), if !more_events => {
+            ready = wait(events_ready.as_ref()), if !more_events => {
                 ready.context("waiting for flow events")?;
-                more_events = drain()?;
+                more_events = drain(attachment)?;
             }
             _ = tokio::task::yield_now(), if more_events => {
-                more_events = drain()?;
+                more_events = drain(attachment)?;
+            }
+            ready = wait_links(links_ready.as_ref()) => {
+                ready.context("waiting for link notifications")?;
+                let said = attachment
+                    .follow_links(config.netns.as_deref())
+                    .context("following interfaces")?;
+                for line in said {
+                    eprintln!("{line}");
+                }
+            }
+            ready = wait_ring(records_ready.as_ref()), if !more_records => {
+                ready.context("waiting for recorded drops")?;
+                more_records = drain_records(attachment)?;
+            }
+            _ = tokio::task::yield_now(), if more_records => {
+                more_records = drain_records(attachment)?;
             }
             _ = ticker.tick() => {
-                emit(&mut prev)?;
+                if let Some(ns) = &netns_name && ns.deleted() {
+                    emit(attachment, &mut prev)?;
+                    return Err(NetnsDeleted(ns.name().to_string()).into());
+                }
+                emit(attachment, &mut prev)?;
                 if deadline.is_some_and(|d| Instant::now() + slack >= d) {
                     return Ok(());
                 }
@@ -204,5 +184,45 @@ pub async fn run(
             _ = sleep_until(deadline.unwrap_or(start)), if deadline.is_some() => break,
         }
     }
-    emit(&mut prev)
+    emit(attachment, &mut prev)
+}
+
+/// One sample from every probe, in list order (a probe's part may depend on the parts
+/// before it).
+fn sample(attachment: &Attachment, tick: &Tick, elapsed: Duration) -> anyhow::Result<RawSample> {
+    let began = std::time::Instant::now();
+    let mut raw = RawSample::default();
+    for probe in attachment.probes().wanted() {
+        probe
+            .sample(tick, &mut raw)
+            .with_context(|| format!("reading {} counters", probe.name()))?;
+    }
+    raw.collection_us = began.elapsed().as_micros() as u64;
+    raw.ts_ms = now_ms();
+    raw.elapsed_ms = elapsed.as_millis() as u64;
+    Ok(raw)
+}
+
+/// Readiness of the drop recorder's ring buffer; never, without one.
+async fn wait_ring(ring: Option<&RingReady>) -> std::io::Result<()> {
+    match ring {
+        Some(ring) => ring.wait().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Readiness of the flow event ring buffer; never, without one.
+async fn wait(events: Option<&EventsReady>) -> std::io::Result<()> {
+    match events {
+        Some(events) => events.wait().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Readiness of the link notifications; never, without them.
+async fn wait_links(links: Option<&LinksReady>) -> std::io::Result<()> {
+    match links {
+        Some(links) => links.wait().await,
+        None => std::future::pending().await,
+    }
 }

@@ -53,15 +53,35 @@ pub fn dev_stats(ns: &NetNs, ifname: &str) -> DevStats {
 
 /// A field of /proc/net/snmp, e.g. ("Tcp", "InSegs").
 pub fn snmp(ns: &NetNs, group: &str, field: &str) -> u64 {
-    let (group, field) = (format!("{group}:"), field.to_string());
+    paired_counter(ns, "snmp", group, field)
+}
+
+/// A field of /proc/net/netstat, e.g. ("TcpExt", "TCPSynRetrans"): the extended counters
+/// `nstat` shows with their group prefix (`TcpExtTCPSynRetrans`).
+pub fn netstat(ns: &NetNs, group: &str, field: &str) -> u64 {
+    paired_counter(ns, "netstat", group, field)
+}
+
+/// A counter of a /proc/net file made of `Group: names` / `Group: values` line pairs.
+fn paired_counter(ns: &NetNs, file: &'static str, group: &str, field: &str) -> u64 {
+    let (group, field) = (group.to_string(), field.to_string());
     ns.run(move || {
-        let text = std::fs::read_to_string("/proc/thread-self/net/snmp").expect("read snmp");
-        let mut lines = text.lines().filter(|l| l.starts_with(&group));
-        let names: Vec<&str> = lines.next().expect("header").split_whitespace().collect();
-        let values: Vec<&str> = lines.next().expect("values").split_whitespace().collect();
-        let at = names.iter().position(|n| *n == field).expect("field");
-        values[at].parse().expect("number")
+        // thread-self: this thread's namespace, not the process's.
+        let text = std::fs::read_to_string(format!("/proc/thread-self/net/{file}"))
+            .unwrap_or_else(|e| panic!("read {file}: {e}"));
+        parse_paired(&text, &group, &field)
+            .unwrap_or_else(|| panic!("{group}:{field} is not in this kernel's /proc/net/{file}"))
     })
+}
+
+/// Finds `group`'s `field` in /proc/net/snmp or /proc/net/netstat text.
+pub fn parse_paired(text: &str, group: &str, field: &str) -> Option<u64> {
+    let prefix = format!("{group}:");
+    let mut lines = text.lines().filter(|l| l.starts_with(&prefix));
+    let names = lines.next()?;
+    let values = lines.next()?;
+    let at = names.split_whitespace().position(|n| n == field)?;
+    values.split_whitespace().nth(at)?.parse().ok()
 }
 
 /// A counter of /proc/net/snmp6 (one `name value` pair a line), e.g. "Ip6OutForwDatagrams".
@@ -81,9 +101,10 @@ pub fn parse_snmp6(text: &str, field: &str) -> Option<u64> {
     })
 }
 
-/// Names of the programs attached to `ifname` in `ns`: (XDP, tcx ingress, tcx egress).
-/// XDP comes from `ip -d link` (netlink), tcx from BPF_PROG_QUERY: both ask the kernel, so
-/// a leftover link shows up whoever made it.
+/// Names of the programs attached to `ifname` in `ns`: (XDP, tc ingress, tc egress).
+/// XDP comes from `ip -d link` (netlink); tc from BPF_PROG_QUERY (TCX links, >= 6.6) and
+/// from `tc filter show` (netlink filters, how tc attaches on older kernels). All ask the
+/// kernel, so a leftover shows up whoever made it.
 pub fn attached_programs(ns: &NetNs, ifname: &str) -> Attached {
     let out = ns.exec("ip", &["-j", "-d", "link", "show", "dev", ifname]);
     let v: serde_json::Value = serde_json::from_str(&out).expect("ip -j link json");
@@ -94,40 +115,111 @@ pub fn attached_programs(ns: &NetNs, ifname: &str) -> Attached {
         .map(|a| a["prog"]["name"].as_str().unwrap_or("?").to_string())
         .collect();
     let name = ifname.to_string();
-    let (tcx_ingress, tcx_egress) = ns.run(move || {
+    let (mut tc_ingress, mut tc_egress) = ns.run(move || {
         let query = |t| {
-            aya::programs::SchedClassifier::query_tcx(&name, t)
-                .map(|(_, progs)| {
-                    progs
-                        .iter()
-                        .map(|p| p.name_as_str().unwrap_or("?").to_string())
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_else(|e| panic!("query tcx on {name}: {e}"))
+            match aya::programs::SchedClassifier::query_tcx(&name, t) {
+                Ok((_, progs)) => progs
+                    .iter()
+                    .map(|p| p.name_as_str().unwrap_or("?").to_string())
+                    .collect::<Vec<_>>(),
+                // No TCX in this kernel (< 6.6): nothing can be attached that way.
+                Err(_) if !has_tcx() => Vec::new(),
+                Err(e) => panic!("query tcx on {name}: {e}"),
+            }
         };
         (
             query(aya::programs::TcAttachType::Ingress),
             query(aya::programs::TcAttachType::Egress),
         )
     });
+    tc_ingress.extend(tc_filters(ns, ifname, "ingress"));
+    tc_egress.extend(tc_filters(ns, ifname, "egress"));
     Attached {
         xdp,
-        tcx_ingress,
-        tcx_egress,
+        tc_ingress,
+        tc_egress,
     }
+}
+
+/// Program names of the netlink tc filters on one side of `ifname` (none without a clsact
+/// qdisc).
+fn tc_filters(ns: &NetNs, ifname: &str, side: &str) -> Vec<String> {
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns", "exec", &ns.name, "tc", "-j", "filter", "show", "dev", ifname, side,
+        ])
+        .output()
+        .expect("run tc");
+    parse_tc_filters(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The BPF program names in `tc -j filter show` output.
+pub fn parse_tc_filters(json: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["kind"] == "bpf")
+        .filter_map(|f| {
+            let options = &f["options"];
+            options["prog"]["name"]
+                .as_str()
+                .or_else(|| options["bpf_name"].as_str())
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+/// Whether this kernel has TCX (tc BPF links, 6.6+): the kernel is asked for lo's TCX
+/// programs, a query kernels without TCX refuse.
+pub fn has_tcx() -> bool {
+    aya::programs::SchedClassifier::query_tcx("lo", aya::programs::TcAttachType::Ingress).is_ok()
+}
+
+/// Whether `ifname` in `ns` has a clsact qdisc (where netlink tc filters hang, < 6.6).
+pub fn has_clsact(ns: &NetNs, ifname: &str) -> bool {
+    let out = ns.exec("tc", &["-j", "qdisc", "show", "dev", ifname]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("tc -j qdisc json");
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .any(|q| q["kind"] == "clsact")
+}
+
+/// Whether this kernel has netfilter BPF links (BPF_PROG_TYPE_NETFILTER, 6.4+ with
+/// CONFIG_NETFILTER_BPF_LINK): the kernel is asked to load a trivial netfilter program.
+pub fn has_netfilter_links() -> bool {
+    aya::sys::is_program_supported(aya::programs::ProgramType::Netfilter).unwrap_or(false)
+}
+
+/// What netpost says where the kernel has no netfilter links.
+pub const NO_NETFILTER_LINKS: &str =
+    "this kernel has no BPF netfilter links (Linux >= 6.4 built with CONFIG_NETFILTER_BPF_LINK)";
+
+/// Asserts what a test whose subject is netfilter traversal checks on a kernel without
+/// netfilter links: both families unavailable with the kernel's limit as the reason, said
+/// once on stderr, and no numbers that would look like zero traffic.
+pub fn assert_netfilter_unavailable(snap: &serde_json::Value, stderr: &str) {
+    let want = format!("unavailable: {NO_NETFILTER_LINKS}");
+    for family in ["ipv4", "ipv6"] {
+        assert_eq!(snap["netfilter_status"][family], want.as_str(), "{family}");
+        assert!(snap["netfilter"][family].is_null(), "{family}: {snap}");
+    }
+    let line = format!("netpost: netfilter (ipv4, ipv6): {want}; XDP and tc counting continues");
+    assert_eq!(stderr.matches(&line).count(), 1, "said once: {stderr}");
 }
 
 /// Program names attached to one device.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Attached {
     pub xdp: Vec<String>,
-    pub tcx_ingress: Vec<String>,
-    pub tcx_egress: Vec<String>,
+    pub tc_ingress: Vec<String>,
+    pub tc_egress: Vec<String>,
 }
 
 impl Attached {
     pub fn is_empty(&self) -> bool {
-        self.xdp.is_empty() && self.tcx_ingress.is_empty() && self.tcx_egress.is_empty()
+        self.xdp.is_empty() && self.tc_ingress.is_empty() && self.tc_egress.is_empty()
     }
 }
 
@@ -181,6 +273,23 @@ mod tests {
             }
         );
         assert!(parse_dev_stats(text, "eth9").is_none());
+    }
+
+    #[test]
+    fn paired_lines_are_parsed() {
+        let text =
+            "TcpExt: SyncookiesSent TCPSynRetrans\nTcpExt: 0 3\nIpExt: InNoRoutes\nIpExt: 7\n";
+        assert_eq!(parse_paired(text, "TcpExt", "TCPSynRetrans"), Some(3));
+        assert_eq!(parse_paired(text, "IpExt", "InNoRoutes"), Some(7));
+        assert_eq!(parse_paired(text, "TcpExt", "TCPFastOpenActive"), None);
+        assert_eq!(parse_paired(text, "Tcp", "InSegs"), None);
+    }
+
+    #[test]
+    fn tc_filter_listing_is_parsed() {
+        let json = r#"[{"protocol":"all","pref":49152,"kind":"bpf","chain":0},{"protocol":"all","pref":49152,"kind":"bpf","chain":0,"options":{"handle":"0x1","bpf_name":"netpost_tc_in","direct-action":true,"not_in_hw":true,"prog":{"id":42,"name":"netpost_tc_in","tag":"ab","jited":1}}},{"kind":"u32","options":{}}]"#;
+        assert_eq!(parse_tc_filters(json), ["netpost_tc_in"]);
+        assert!(parse_tc_filters("").is_empty());
     }
 
     #[test]

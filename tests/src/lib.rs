@@ -4,11 +4,19 @@
 //!
 //! Every test calls [`require_root`] first: without root it fails loudly, never skips.
 
+pub mod capture;
+pub mod conntrack;
 pub mod kernel;
+pub mod lab;
 pub mod netns;
 pub mod netpost;
+pub mod prometheus;
 pub mod router;
+pub mod soak;
+pub mod tap;
+pub mod tmux;
 pub mod traffic;
+pub mod tshark;
 
 /// Fails the test (not skips it) when not running as root.
 pub fn require_root() {
@@ -35,9 +43,35 @@ pub fn sh(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Polls `done` every 20 ms for up to 5 s; fails the test with `what()` if it never holds.
+/// Environment variable multiplying the harness's deadlines (never its counts): the kernel
+/// matrix sets it in its VMs, where qemu's TCG makes everything several times slower
+/// (netpost's start on 6.1 there: ~14 s instead of ~1 s).
+pub const ENV_SLACK: &str = "NETPOST_TEST_SLACK";
+
+/// `d` times [`ENV_SLACK`] (1 when unset). Only for deadlines of waits that end as soon as
+/// their condition holds, so a slower machine gets time without tests getting slower.
+pub fn slack(d: std::time::Duration) -> std::time::Duration {
+    let factor = std::env::var(ENV_SLACK)
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(1)
+        .max(1);
+    d * factor
+}
+
+/// A `--duration` of `secs` times [`ENV_SLACK`], as netpost's argument: for tests that
+/// count intervals within a run, which a slow VM's late ticks would leave short.
+pub fn slack_secs(secs: f64) -> String {
+    format!(
+        "{}",
+        slack(std::time::Duration::from_secs_f64(secs)).as_secs_f64()
+    )
+}
+
+/// Polls `done` every 20 ms for up to 5 s (times [`slack`]); fails the test with `what()`
+/// if it never holds.
 pub fn wait_until(mut done: impl FnMut() -> bool, what: impl Fn() -> String) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + slack(std::time::Duration::from_secs(5));
     while !done() {
         assert!(std::time::Instant::now() < deadline, "{}", what());
         std::thread::sleep(std::time::Duration::from_millis(20));

@@ -71,6 +71,16 @@ impl NetNs {
 
     /// Runs `f` on a thread that lives in this namespace; sockets it creates stay there.
     pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        self.spawn(f)
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    }
+
+    /// Starts `f` on a thread of its own that lives in this namespace.
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<T> {
         let path = format!("/run/netns/{}", self.name);
         std::thread::spawn(move || {
             let ns = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
@@ -79,8 +89,6 @@ impl NetNs {
             assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
             f()
         })
-        .join()
-        .unwrap_or_else(|e| std::panic::resume_unwind(e))
     }
 }
 
@@ -92,8 +100,10 @@ impl Default for NetNs {
 
 impl Drop for NetNs {
     fn drop(&mut self) {
+        // Quiet: a test may have deleted it already (netpost's namespace-deleted test).
         let _ = std::process::Command::new("ip")
             .args(["netns", "del", &self.name])
+            .stderr(std::process::Stdio::null())
             .status();
     }
 }
@@ -219,6 +229,41 @@ pub fn add_silent_veth(ns_a: &NetNs, a: &End, ns_b: &NetNs, b: &End) {
                 ],
             );
         }
+    }
+}
+
+impl VethPair {
+    /// Deletes the pair (both ends go together), as a container runtime does with a pod's.
+    pub fn delete(&self) {
+        self.ns_b.exec("ip", &["link", "del", &self.b.ifname]);
+    }
+
+    /// Creates the pair again under the same names and addresses, up.
+    pub fn recreate(&self) {
+        add_silent_veth(&self.ns_a, &self.a, &self.ns_b, &self.b);
+        self.ns_a.exec("ip", &["link", "set", &self.a.ifname, "up"]);
+        self.ns_b.exec("ip", &["link", "set", &self.b.ifname, "up"]);
+    }
+
+    /// Another pair between the same two namespaces, called `a_name` and `b_name`, with
+    /// addresses of their own, up.
+    pub fn another(&self, a_name: &str, b_name: &str) -> (End, End) {
+        let n = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let net = 200 + (n % 50) as u8;
+        let pid = (std::process::id() % 250) as u8;
+        let mk = |ns: &NetNs, name: &str, host: u8| End {
+            ns: ns.name.clone(),
+            ifname: name.to_string(),
+            mac: [0x02, 0x6e, 0x71, pid, net, host],
+            ip4: Ipv4Addr::new(10, net, pid, host),
+            ip6: Ipv6Addr::new(0xfd00, 0x6e71, pid as u16, net as u16, 0, 0, 0, host as u16),
+        };
+        let a = mk(&self.ns_a, a_name, 1);
+        let b = mk(&self.ns_b, b_name, 2);
+        add_silent_veth(&self.ns_a, &a, &self.ns_b, &b);
+        self.ns_a.exec("ip", &["link", "set", &a.ifname, "up"]);
+        self.ns_b.exec("ip", &["link", "set", &b.ifname, "up"]);
+        (a, b)
     }
 }
 

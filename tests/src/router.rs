@@ -34,12 +34,13 @@
 //! R drops datagrams for S silently: IPv4 counts them in `Ip: InAddrErrors` (no ICMP back,
 //! since the kernel only answers when forwarding is on), IPv6 in `Ip6InAddrErrors`.
 //!
-//! # Counters in R (Linux 6.18)
+//! # Counters in R
 //!
 //! `Ip: ForwDatagrams` and `Ip6OutForwDatagrams` are counted *before* the FORWARD hook
-//! (since Linux 6.6): datagrams a netfilter rule drops there are counted too. What got
-//! through is `Ip: OutTransmits` / `Ip6OutTransmits` (counted as a datagram goes to the
-//! device, after every hook); R sends nothing of its own, so those are exact.
+//! since Linux 6.6 (datagrams a netfilter rule drops there are counted too), after it
+//! before 6.6. What got through is what R's devices transmitted (/proc/net/dev): R sends
+//! nothing of its own, so that is exact on every kernel (`Ip: OutTransmits` says the same
+//! from 6.3 on only).
 use std::{
     net::{Ipv4Addr, Ipv6Addr},
     sync::atomic::Ordering,

@@ -70,6 +70,92 @@ pub fn udp_send(ns: &NetNs, dst: SocketAddr, count: usize, size: usize) {
     })
 }
 
+/// `flows` distinct UDP flows from `ns` to `dst`: `per_flow` datagrams of `size` bytes from
+/// each of the source ports `first_port..first_port + flows`. Explicit ports, because fresh
+/// sockets bound to port 0 one after another may be given the same ephemeral port (about
+/// one run in a hundred for 25 sockets), which makes two "flows" one conntrack entry.
+pub fn udp_flows(
+    ns: &NetNs,
+    dst: SocketAddr,
+    first_port: u16,
+    flows: u16,
+    per_flow: usize,
+    size: usize,
+) {
+    ns.run(move || {
+        let payload = vec![0x5a; size];
+        for port in first_port..first_port + flows {
+            let bind = if dst.is_ipv4() {
+                SocketAddr::new(IpAddr::from([0u8; 4]), port)
+            } else {
+                SocketAddr::new(IpAddr::from([0u16; 8]), port)
+            };
+            let sock = UdpSocket::bind(bind)
+                .unwrap_or_else(|e| panic!("bind udp sender to port {port}: {e}"));
+            for _ in 0..per_flow {
+                sock.send_to(&payload, dst).expect("send_to");
+            }
+        }
+    })
+}
+
+/// Sends `size`-byte UDP datagrams from `ns` to `dst` at about `pps` for `secs`, 64 per
+/// sendmmsg call (an unconnected socket: ICMP errors from a closed port do not stop it);
+/// returns how many the kernel took.
+pub fn udp_flood(ns: &NetNs, dst: SocketAddr, pps: u64, secs: f64, size: usize) -> u64 {
+    ns.run(move || {
+        const BATCH: usize = 64;
+        let bind: SocketAddr = if dst.is_ipv4() {
+            "0.0.0.0:0".parse().unwrap()
+        } else {
+            "[::]:0".parse().unwrap()
+        };
+        let sock = UdpSocket::bind(bind).expect("bind udp flooder");
+        let to = socket2::SockAddr::from(dst);
+        let mut payload = vec![0x5a_u8; size];
+        let mut iov = libc::iovec {
+            iov_base: payload.as_mut_ptr().cast(),
+            iov_len: size,
+        };
+        // SAFETY: an all-zero mmsghdr is valid; every field the kernel reads is set below.
+        let mut msgs: Vec<libc::mmsghdr> =
+            (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
+        for m in &mut msgs {
+            m.msg_hdr.msg_name = to.as_ptr() as *mut libc::c_void;
+            m.msg_hdr.msg_namelen = to.len();
+            m.msg_hdr.msg_iov = &mut iov;
+            m.msg_hdr.msg_iovlen = 1;
+        }
+        let start = std::time::Instant::now();
+        let end = Duration::from_secs_f64(secs);
+        let mut sent = 0u64;
+        loop {
+            let elapsed = start.elapsed();
+            if elapsed >= end {
+                break;
+            }
+            // Ahead of the pace: wait for it.
+            if sent as f64 > pps as f64 * elapsed.as_secs_f64() {
+                std::thread::sleep(Duration::from_micros(200));
+                continue;
+            }
+            // SAFETY: msgs point at `to`, `iov` and `payload`, alive for the call.
+            let n = unsafe {
+                libc::sendmmsg(
+                    std::os::fd::AsRawFd::as_raw_fd(&sock),
+                    msgs.as_mut_ptr(),
+                    BATCH as u32,
+                    0,
+                )
+            };
+            if n > 0 {
+                sent += n as u64;
+            }
+        }
+        sent
+    })
+}
+
 /// Sends `count` ICMP echo requests with `size` data bytes from `ns` to `dst` over a raw
 /// socket, and waits for every reply.
 pub fn ping4(ns: &NetNs, dst: std::net::Ipv4Addr, count: u16, size: usize) {

@@ -6,135 +6,37 @@
 //! must end netpost cleanly and give the terminal back (alternate screen left).
 use std::{
     net::{IpAddr, SocketAddr},
-    process::Command,
-    time::{Duration, Instant},
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
 };
 
 use netpost_tests::{
-    netns::{VethPair, unique_name},
+    kernel::has_netfilter_links,
+    netns::VethPair,
     netpost::binary,
     require_root,
-    traffic::{udp_pending, udp_receiver, udp_send},
+    router::Router,
+    tmux::{Tmux, panel},
+    traffic::{tcp_exchange, udp_pending, udp_receiver, udp_send},
 };
 
 const PORT: u16 = 7460;
-const EXIT_MARK: &str = "netpost-exit-status=";
 /// Words of an interface row: interface, hook, pps, rate (number and unit), packets,
 /// bytes, hdr%, tcp, udp...
 const PACKETS: usize = 5;
 const TCP: usize = 8;
 const UDP: usize = 9;
 
-/// A tmux server of the test's own (its socket name is unique), killed on drop with
-/// everything running in it, even when the test fails.
-struct Tmux {
-    socket: String,
-    /// The server's socket file, which kill-server leaves behind.
-    socket_path: Option<String>,
-}
-
-impl Tmux {
-    /// Runs `command` in a detached `width`x`height` pane. A shell line after it prints
-    /// netpost's exit status and keeps the pane open so the screen can still be read.
-    fn start(width: u16, height: u16, command: &str) -> Tmux {
-        let mut tmux = Tmux {
-            socket: unique_name("npd"),
-            socket_path: None,
-        };
-        let line = format!("{command}; echo {EXIT_MARK}$?; sleep 600");
-        let (w, h) = (width.to_string(), height.to_string());
-        tmux.run(&[
-            "-f",
-            "/dev/null",
-            "new-session",
-            "-d",
-            "-s",
-            "dash",
-            "-x",
-            &w,
-            "-y",
-            &h,
-            &line,
-        ]);
-        tmux.socket_path = Some(tmux.display("#{socket_path}"));
-        tmux
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("cannot run tmux ({e}): the dashboard test needs it (cargo xtask test installs it)")
-            });
-        assert!(
-            out.status.success(),
-            "tmux {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-t", "dash"])
-    }
-
-    fn display(&self, format: &str) -> String {
-        self.run(&["display-message", "-p", "-t", "dash", format])
-            .trim()
-            .to_string()
-    }
-
-    fn keys(&self, keys: &str) {
-        self.run(&["send-keys", "-t", "dash", keys]);
-    }
-
-    /// Polls the screen until `done` accepts it; panics with the last screen after `secs`.
-    fn wait_for(&self, what: &str, secs: u64, mut done: impl FnMut(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let screen = self.screen();
-            if done(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: not seen within {secs}s; the screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Waits for netpost to have exited and returns its exit status.
-    fn exit_status(&self) -> i32 {
-        let screen = self.wait_for("netpost exiting", 20, |s| s.contains(EXIT_MARK));
-        let status = screen
-            .lines()
-            .find_map(|l| l.trim().strip_prefix(EXIT_MARK))
-            .expect("exit line");
-        status
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("exit status {status:?}"))
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .status();
-        if let Some(path) = &self.socket_path {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
 fn netpost_command(pair: &VethPair, extra: &str) -> String {
+    // As Netpost::start: every probe, and XDP on the veth too, unless the test chooses.
+    let mut cover = String::new();
+    for (flag, value) in [("--profile", "full"), ("--xdp-mode", "generic")] {
+        if !extra.contains(flag) {
+            cover.push_str(&format!(" {flag} {value}"));
+        }
+    }
     format!(
-        "{} --netns {} -i {} --interval 200 {extra}",
+        "{} --netns {} -i {} --interval 200{cover} {extra}",
         binary().display(),
         pair.ns_b.name,
         pair.b.ifname
@@ -200,17 +102,36 @@ fn the_dashboard_lights_up_the_hooks_udp_crosses_and_q_gives_the_terminal_back()
     );
 
     let dst = SocketAddr::new(IpAddr::V4(pair.b.ip4), PORT);
+    // Without netfilter links (before 6.4) the hooks' boxes say so and XDP and tc count on.
+    let linked = has_netfilter_links();
+    let lit_boxes: &[&str] = if linked {
+        &["XDP", "tc in", "PREROUTING", "INPUT"]
+    } else {
+        &["XDP", "tc in"]
+    };
     let lit = |s: &str| {
         // Keep traffic flowing between reads so the rates stay above zero.
         udp_send(&pair.ns_a, dst, 20, 200);
         udp_pending(&receiver);
-        ["XDP", "tc in", "PREROUTING", "INPUT"]
+        lit_boxes
             .iter()
             .all(|t| box_pps(s, t).is_some_and(|pps| pps != "0"))
             && table_row(s, &pair.b.ifname, "xdp").is_some_and(|r| r[PACKETS] != "0")
-            && table_row(s, "v4", "INPUT").is_some_and(|r| r[2] != "0")
+            && (!linked || table_row(s, "v4", "INPUT").is_some_and(|r| r[2] != "0"))
     };
-    let screen = tmux.wait_for("non-zero rates at XDP, tc in, PREROUTING, INPUT", 30, lit);
+    let screen = tmux.wait_for(&format!("non-zero rates at {lit_boxes:?}"), 30, lit);
+    if !linked {
+        for title in ["PREROUTING", "INPUT", "FORWARD"] {
+            let inside = boxed(&screen, title).unwrap_or_default().join(" ");
+            assert!(inside.contains("not linked"), "{title}: {inside}\n{screen}");
+        }
+        for said in ["nf v4✗", "no BPF netfilter links", "xdp generic", "● live"] {
+            assert!(screen.contains(said), "{said} missing:\n{screen}");
+        }
+        tmux.keys("q");
+        assert_eq!(tmux.exit_status(), 0, "q exits cleanly:\n{}", tmux.screen());
+        return;
+    }
 
     assert_eq!(
         box_pps(&screen, "FORWARD").as_deref(),
@@ -275,4 +196,146 @@ fn the_collector_stopping_ends_the_dashboard_at_80x24() {
     // --duration ends collection; the dashboard must follow without a key press.
     assert_eq!(tmux.exit_status(), 0, "{}", tmux.screen());
     assert_eq!(tmux.display("#{alternate_on}"), "0");
+}
+
+/// Real traffic through a router until `stop`: TCP connections from the client to the
+/// server (each a handshake and a conntrack entry) and UDP the router's FORWARD rule drops.
+fn router_traffic(r: &Router, stop: &AtomicBool) {
+    let udp_dst = SocketAddr::new(IpAddr::V4(r.server.ip4), 7461);
+    while !stop.load(Ordering::Relaxed) {
+        tcp_exchange(&r.ns_client, &r.ns_server, &r.server, 200_000, 2_000);
+        udp_send(&r.ns_client, udp_dst, 20, 64);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Conntrack entries from the panel's gauge ("table ███░░ 1.2k/262.1k 0.5%").
+fn entries(conntrack: &str) -> Option<f64> {
+    let line = conntrack.lines().find(|l| l.starts_with("table "))?;
+    let used = line
+        .split_whitespace()
+        .find(|w| w.contains('/'))?
+        .split('/')
+        .next()?;
+    number_after(&format!("n {used}"), "n ")
+}
+
+/// The first number in `text` after `label` ("SYN 12 → ..." gives 12 for "SYN "), with
+/// k/M suffixes.
+fn number_after(text: &str, label: &str) -> Option<f64> {
+    let rest = &text[text.find(label)? + label.len()..];
+    let token: String = rest
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | 'k' | 'M'))
+        .collect();
+    let (digits, scale) = match token.chars().last()? {
+        'k' => (&token[..token.len() - 1], 1e3),
+        'M' => (&token[..token.len() - 1], 1e6),
+        _ => (&token[..], 1.0),
+    };
+    digits.parse::<f64>().ok().map(|v| v * scale)
+}
+
+#[test]
+fn at_120x40_a_router_shows_conntrack_drops_and_the_handshake_funnel_live() {
+    require_root();
+    let r = Router::new();
+    // Conntrack on in the router, and a rule that drops the UDP it would forward.
+    r.ns_router.enable_conntrack("FORWARD");
+    r.ns_router
+        .exec("iptables", &["-A", "FORWARD", "-p", "udp", "-j", "DROP"]);
+    let command = format!(
+        "{} --netns {} -i {} -i {} --interval 300",
+        binary().display(),
+        r.ns_router.name,
+        r.router_client.ifname,
+        r.router_server.ifname
+    );
+    let tmux = Tmux::start(120, 40, &command);
+    tmux.wait_for("the dashboard", 30, |s| s.contains("packet path"));
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| router_traffic(&r, &stop));
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| watch_the_router(&tmux, &r)));
+        stop.store(true, Ordering::Relaxed);
+        if let Err(panic) = result {
+            std::panic::resume_unwind(panic);
+        }
+    });
+    tmux.keys("q");
+    assert_eq!(tmux.exit_status(), 0, "{}", tmux.screen());
+}
+
+/// What a person checks on the router's dashboard while traffic flows.
+fn watch_the_router(tmux: &Tmux, r: &Router) {
+    let text = |s: &str, title: &str| panel(s, title).map(|rows| rows.join("\n"));
+    let screen = tmux.wait_for("live conntrack, drops and handshakes", 60, |s| {
+        let conntrack = text(s, "conntrack").unwrap_or_default();
+        let drops = text(s, "drop reasons").unwrap_or_default();
+        let funnel = text(s, "TCP handshakes").unwrap_or_default();
+        let drop_line = drops.lines().find(|l| l.contains("✗ NETFILTER_DROP"));
+        entries(&conntrack).is_some_and(|n| n > 0.0)
+            && drop_line.is_some_and(|l| !l.contains(" 0/s "))
+            && number_after(&funnel, "established ").is_some_and(|n| n >= 2.0)
+    });
+    // Every mission panel is on the screen at 120x40.
+    for title in [
+        "packet path",
+        "netfilter",
+        "conntrack",
+        "drop reasons",
+        "TCP handshakes",
+    ] {
+        assert!(
+            panel(&screen, title).is_some()
+                || screen.contains(&format!("╔ {title}"))
+                || screen.contains(&format!("┌ {title}")),
+            "{title} missing at 120x40:\n{screen}"
+        );
+    }
+    let funnel = text(&screen, "TCP handshakes").unwrap();
+    let syn = number_after(&funnel, "SYN ").unwrap();
+    let established = number_after(&funnel, "established ").unwrap();
+    assert!(syn >= established && established >= 2.0, "{funnel}");
+    assert!(funnel.contains("handshake RTT p50"), "{funnel}");
+    let conntrack = text(&screen, "conntrack").unwrap();
+    assert!(
+        entries(&conntrack).is_some_and(|n| n > 0.0),
+        "conntrack entries: {conntrack}"
+    );
+    // Packets by conntrack state are netfilter's view (none without links, before 6.4).
+    if has_netfilter_links() {
+        assert!(
+            number_after(&conntrack, "est ").is_some_and(|n| n > 0.0),
+            "{conntrack}"
+        );
+    }
+
+    // The flows view: a forwarded connection crosses both watched interfaces, listed once.
+    tmux.keys("2");
+    let screen = tmux.wait_for("the flows view", 10, |s| s.contains("[2 flows]"));
+    let rows: Vec<&str> = screen
+        .lines()
+        .filter(|l| l.contains(&format!("{}:5201", r.server.ip4)))
+        .collect();
+    assert!(!rows.is_empty(), "{screen}");
+    let mut pairs: Vec<String> = rows
+        .iter()
+        .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    let listed = pairs.len();
+    pairs.sort();
+    pairs.dedup();
+    assert_eq!(pairs.len(), listed, "a flow listed twice:\n{screen}");
+    tmux.keys("Enter");
+    let details = tmux.wait_for("the flow's details", 10, |s| {
+        s.contains("flow · Esc closes")
+    });
+    let crossed = format!("{} → {}", r.router_client.ifname, r.router_server.ifname);
+    assert!(
+        details.contains(&format!("seen on         {crossed}")),
+        "both interfaces, in the order the SYN crossed them:\n{details}"
+    );
 }

@@ -3,6 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use netpost_tests::{
+    kernel::{assert_netfilter_unavailable, has_netfilter_links},
     netns::VethPair,
     netpost::{Netpost, num},
     require_root,
@@ -63,10 +64,15 @@ fn an_iptables_drop_rule_is_netfilter_drop() {
         32,
     );
     std::thread::sleep(std::time::Duration::from_millis(300));
+    let stderr = netpost.stderr();
     let snap = netpost.stop();
     let r = reason(&snap, "NETFILTER_DROP");
     assert_eq!(num(r, &["packets"]), 12, "{r}");
     assert_eq!(num(r, &["by_proto", "udp"]), 12, "{r}");
+    if !has_netfilter_links() {
+        assert_netfilter_unavailable(&snap, &stderr);
+        return;
+    }
     // The same packets as the netfilter view: dropped at INPUT.
     let input = &snap["netfilter"]["ipv4"]["input"];
     assert_eq!(num(input, &["dropped"]), 12, "{input}");

@@ -10,7 +10,8 @@ use netpost_tests::{
     netns::VethPair,
     netpost::{Netpost, TempOutput, hook, num},
     require_root,
-    traffic::{tcp_exchange, udp_receiver},
+    router::Router,
+    traffic::{tcp_exchange, udp_receiver, udp_send},
 };
 
 /// One datagram from each of `flows` fresh sockets, as fast as possible.
@@ -177,6 +178,118 @@ fn a_dropped_port_leaves_half_open_flows_and_syn_retransmits() {
         .collect();
     assert_eq!(timeouts.len(), 1, "{lines:?}");
     assert_eq!(timeouts[0]["dst"], addr.to_string());
+}
+
+#[test]
+fn an_icmp_error_is_listed_from_its_sender_and_udp_and_icmp_have_one_no_stage_string() {
+    require_root();
+    let pair = VethPair::new();
+    let events = TempOutput::new("npev");
+    let netpost = Netpost::start(
+        &pair.ns_b.name,
+        &[&pair.b.ifname],
+        &["--events", &events.arg()],
+    );
+    // Nothing listens on B's port 9: B answers A with an ICMP port unreachable.
+    udp_send(
+        &pair.ns_a,
+        SocketAddr::new(IpAddr::V4(pair.b.ip4), 9),
+        1,
+        16,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let snap = netpost.stop();
+    let (a, b) = (pair.a.ip4.to_string(), pair.b.ip4.to_string());
+    let flows = snap["flows"].as_array().unwrap();
+    let of = |proto: &str| {
+        flows
+            .iter()
+            .find(|f| f["proto"] == proto)
+            .unwrap_or_else(|| panic!("no {proto} flow: {flows:?}"))
+    };
+    let udp = of("udp");
+    assert!(
+        udp["src"].as_str().unwrap().starts_with(&format!("{a}:")),
+        "{udp}"
+    );
+    assert_eq!(udp["dst"], format!("{b}:9"), "{udp}");
+    let icmp = of("icmp");
+    assert_eq!(
+        (&icmp["src"], &icmp["dst"]),
+        (&b.clone().into(), &a.clone().into()),
+        "{icmp}"
+    );
+    let merged = snap["flows_merged"].as_array().unwrap();
+    let icmp_merged = merged.iter().find(|f| f["proto"] == "icmp").unwrap();
+    assert_eq!(icmp_merged["src"], b.as_str(), "{icmp_merged}");
+    let events = events.lines();
+    let new_icmp = events
+        .iter()
+        .find(|e| e["event"] == "new_flow" && e["proto"] == "icmp")
+        .unwrap_or_else(|| panic!("no new_flow for the ICMP error: {events:?}"));
+    assert_eq!(
+        (&new_icmp["src"], &new_icmp["dst"]),
+        (&b.into(), &a.into()),
+        "{new_icmp}"
+    );
+    for e in &events {
+        assert_eq!(
+            e["stage"], "-",
+            "UDP/ICMP events say no stage as rows do: {e}"
+        );
+    }
+    for f in flows {
+        assert_eq!(f["stage"], "-", "{f}");
+    }
+}
+
+#[test]
+fn a_flow_crossing_two_watched_interfaces_is_one_merged_row() {
+    require_root();
+    let r = Router::new();
+    let netpost = Netpost::start(
+        &r.ns_router.name,
+        &[&r.router_client.ifname, &r.router_server.ifname],
+        &[],
+    );
+    tcp_exchange(&r.ns_client, &r.ns_server, &r.server, 3000, 200);
+    std::thread::sleep(Duration::from_millis(200));
+    let snap = netpost.stop();
+    let per_iface: Vec<&serde_json::Value> = snap["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["proto"] == "tcp")
+        .collect();
+    assert_eq!(per_iface.len(), 2, "one entry per interface: {per_iface:?}");
+    let merged: Vec<&serde_json::Value> = snap["flows_merged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["proto"] == "tcp")
+        .collect();
+    assert_eq!(merged.len(), 1, "listed once: {merged:?}");
+    let f = merged[0];
+    assert_eq!(
+        f["ifaces"],
+        serde_json::json!([r.router_client.ifname, r.router_server.ifname]),
+        "in the order the SYN crossed them: {f}"
+    );
+    assert!(
+        f["src"]
+            .as_str()
+            .unwrap()
+            .starts_with(&r.client.ip4.to_string()),
+        "{f}"
+    );
+    assert_eq!(f["dst"], format!("{}:5201", r.server.ip4));
+    assert_eq!(f["stage"], "closed", "{f}");
+    assert!(f["rtt_us"].as_u64().unwrap() > 0, "{f}");
+    // Not doubled: the client's bytes as each interface saw them.
+    assert_eq!(f["bytes"], per_iface[0]["bytes"], "{f} vs {:?}", per_iface);
+    assert!(num(f, &["from_src", "bytes"]) > 3000, "{f}");
+    assert!(num(f, &["from_dst", "bytes"]) > 200, "{f}");
+    assert_eq!(f["seen"].as_array().unwrap().len(), 2, "{f}");
 }
 
 #[test]

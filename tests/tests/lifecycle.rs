@@ -1,12 +1,20 @@
 //! Bad input gives one clear line and a non-zero exit with nothing attached; a running
 //! netpost detaches on SIGTERM/SIGINT/--duration and leaves nothing behind after SIGKILL.
-use std::time::{Duration, Instant};
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::{Duration, Instant},
+};
 
 use netpost_tests::{
-    kernel::{Attached, attached_programs, program_exists, programs_of_pid},
+    kernel::{
+        Attached, attached_programs, has_clsact, has_netfilter_links, has_tcx, program_exists,
+        programs_of_pid,
+    },
     netns::{NetNs, VethPair},
-    netpost::{Netpost, binary, run},
-    require_root, wait_until,
+    netpost::{Netpost, binary, hook, num, run},
+    require_root, slack, slack_secs,
+    traffic::{udp_receive, udp_receiver, udp_send},
+    wait_until,
 };
 
 /// The single line netpost printed on stderr for a refused run.
@@ -20,8 +28,8 @@ fn one_error_line(stderr: &str) -> &str {
 fn ours() -> Attached {
     Attached {
         xdp: vec!["netpost_xdp".into()],
-        tcx_ingress: vec!["netpost_tc_in".into()],
-        tcx_egress: vec!["netpost_tc_out".into()],
+        tc_ingress: vec!["netpost_tc_in".into()],
+        tc_egress: vec!["netpost_tc_out".into()],
     }
 }
 
@@ -116,12 +124,14 @@ fn missing_btf_is_refused() {
 #[test]
 fn bad_flags_get_one_line_and_exit_2() {
     require_root();
+    // Never without -i or --netns of a test namespace: netpost would watch every interface
+    // that is up in the host's namespace.
     for args in [
         vec!["-i", "lo", "--interval", "0"],
         vec!["-i", "lo", "--duration", "-1"],
         vec!["-i", "lo", "--xdp-mode", "turbo"],
-        vec!["--no-tui"],
         vec!["-i", "lo", "--bogus"],
+        vec!["-i", "lo", "--json", "-", "--events", "-"],
     ] {
         let out = run(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", out.stderr);
@@ -130,6 +140,48 @@ fn bad_flags_get_one_line_and_exit_2() {
     let out = run(&["-i", "lo", "-i", "lo"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(one_error_line(&out.stderr).contains("given twice"));
+}
+
+#[test]
+fn without_i_every_interface_that_is_up_is_watched_lo_aside() {
+    require_root();
+    let pair = VethPair::new();
+    let out = run(&[
+        "--netns",
+        &pair.ns_b.name,
+        "--no-tui",
+        "--json",
+        "-",
+        "--interval",
+        "100",
+        "--duration",
+        "0.3",
+    ]);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "no -i given: watching every interface that is up here, lo aside: {}\n",
+            pair.b.ifname
+        )),
+        "{}",
+        out.stderr
+    );
+    let last: serde_json::Value =
+        serde_json::from_str(out.stdout.lines().last().expect("JSON")).unwrap();
+    let watched: Vec<&String> = last["interfaces"].as_object().unwrap().keys().collect();
+    assert_eq!(watched, [&pair.b.ifname], "lo is left out");
+    wait_until_clean(&pair.ns_b, &pair.b.ifname);
+
+    // A namespace where only lo is up: nothing to watch, and the fix is named.
+    let lonely = NetNs::new();
+    let out = run(&["--netns", &lonely.name, "--no-tui"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    let line = one_error_line(&out.stderr);
+    assert!(
+        line.contains("no -i given and no interface but lo is up")
+            && line.contains(&format!("ip -n {} link", lonely.name)),
+        "{line}"
+    );
 }
 
 #[test]
@@ -165,6 +217,9 @@ fn foreign_xdp_program_is_refused_and_partial_attachments_are_undone() {
         "-i",
         &pair.b.ifname,
         "--no-tui",
+        // auto leaves XDP off on a veth: ask for it, as a user who wants XDP there would.
+        "--xdp-mode",
+        "generic",
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     let line = one_error_line(&out.stderr);
@@ -193,32 +248,153 @@ fn sigkill_leaves_nothing_attached() {
     let programs = programs_of_pid(netpost.pid());
     let mut names: Vec<&str> = programs.iter().map(|(_, n)| n.as_str()).collect();
     names.sort();
-    assert_eq!(
-        names,
-        [
-            "netpost_fib6_lookup",
-            "netpost_fib_lookup",
-            "netpost_kfree_skb",
-            "netpost_nf_head",
-            "netpost_nf_tail",
-            "netpost_rst_recv",
-            "netpost_rst_sent",
-            "netpost_sk_state",
-            "netpost_synack_rtx",
-            "netpost_tc_in",
-            "netpost_tc_out",
-            "netpost_xdp"
-        ]
-    );
+    let mut want = vec![
+        "netpost_fib6_lookup",
+        "netpost_fib_lookup",
+        "netpost_kfree_skb",
+        "netpost_nf_head",
+        "netpost_nf_tail",
+        "netpost_rst_recv",
+        "netpost_rst_sent",
+        "netpost_sk_state",
+        "netpost_synack_rtx",
+        "netpost_tc_after",
+        "netpost_tc_in",
+        "netpost_tc_out",
+        "netpost_xdp",
+    ];
+    // Kernels without netfilter links (6.1) cannot load the netfilter programs at all.
+    if !has_netfilter_links() {
+        want.retain(|name| !name.starts_with("netpost_nf_"));
+    }
+    // A program this kernel's verifier refused is said, and the run goes on without it (the
+    // kernel matrix fails on the refusal itself): this test is about what stays behind.
+    let stderr = netpost.stderr();
+    want.retain(|name| !stderr.contains(&format!("netpost: {name} unavailable on this kernel")));
+    assert_eq!(names, want);
     netpost.kill9();
-    wait_until_clean(&pair.ns_b, &pair.b.ifname);
-    wait_until_clean(&pair.ns_b, "lo");
+    if has_tcx() {
+        wait_until_clean(&pair.ns_b, &pair.b.ifname);
+        wait_until_clean(&pair.ns_b, "lo");
+    } else {
+        // Without TCX (< 6.6) tc programs hang on a clsact qdisc as netlink filters, which
+        // outlive the process (its XDP link does not): the next netpost's start removes
+        // netpost's stale filters of the interfaces it watches, `netpost cleanup` those of
+        // the whole namespace.
+        clean_after_sigkill_without_tcx(&pair);
+    }
     // A program lives as long as an fd or a link holds it: gone means no link survived,
     // the netfilter and tracepoint links included (they are not visible per device).
     wait_until(
         || !programs.iter().any(|(id, _)| program_exists(*id)),
         || format!("programs outlived SIGKILL: {programs:?}"),
     );
+}
+
+fn clean_after_sigkill_without_tcx(pair: &VethPair) {
+    let (ns, veth) = (&pair.ns_b, pair.b.ifname.as_str());
+    let stale = Attached {
+        xdp: vec![],
+        ..ours()
+    };
+    assert_eq!(
+        attached_programs(ns, veth),
+        stale,
+        "the killed netpost's filters"
+    );
+    assert_eq!(attached_programs(ns, "lo"), stale);
+    let next = Netpost::start(&ns.name, &[veth], &[]);
+    for side in [
+        "netpost_tc_in from {veth} ingress",
+        "netpost_tc_out from {veth} egress",
+    ] {
+        let line = format!(
+            "netpost: removed tc filter {}",
+            side.replace("{veth}", veth)
+        );
+        assert!(next.stderr().contains(&line), "{line}: {}", next.stderr());
+    }
+    assert_eq!(
+        attached_programs(ns, veth),
+        ours(),
+        "its own programs once each, nothing stale beside them"
+    );
+    next.stop();
+    wait_until_clean(ns, veth);
+    assert!(
+        !has_clsact(ns, veth),
+        "the clsact qdisc netpost added is gone"
+    );
+
+    // lo was not watched by the next start: its stale filters wait for a cleanup.
+    assert_eq!(attached_programs(ns, "lo"), stale);
+    let out = run(&["cleanup", "--netns", &ns.name]);
+    assert!(out.status.success(), "{}", out.stderr);
+    for line in [
+        "removed tc filter netpost_tc_in from lo ingress",
+        "removed tc filter netpost_tc_out from lo egress",
+        "removed the clsact qdisc of lo: nothing else was attached to it",
+    ] {
+        assert!(out.stdout.contains(line), "{line}: {}", out.stdout);
+    }
+    assert!(attached_programs(ns, "lo").is_empty());
+    assert!(!has_clsact(ns, "lo"));
+    let again = run(&["cleanup", "--netns", &ns.name]);
+    assert_eq!(
+        again.stdout,
+        format!(
+            "nothing of netpost's is attached in network namespace {}\n",
+            ns.name
+        )
+    );
+}
+
+/// Two netposts on one interface (the second at tc only: a device runs one XDP program)
+/// both count every frame; the first to leave takes only its own programs, and where tc
+/// needs a clsact qdisc (no TCX before 6.6) the last one removes it.
+#[test]
+fn two_netposts_on_one_interface_count_alike_and_the_last_cleans_up() {
+    require_root();
+    let pair = VethPair::new();
+    let (ns, veth) = (&pair.ns_b, pair.b.ifname.as_str());
+    let dst = SocketAddr::new(IpAddr::V4(pair.b.ip4), 7701);
+    let rx = udp_receiver(ns, dst.ip(), dst.port());
+    let first = Netpost::start(&ns.name, &[veth], &[]);
+    let second = Netpost::start(&ns.name, &[veth], &["--xdp-mode", "off"]);
+    let both = Attached {
+        tc_ingress: vec!["netpost_tc_in".into(); 2],
+        tc_egress: vec!["netpost_tc_out".into(); 2],
+        ..ours()
+    };
+    assert_eq!(attached_programs(ns, veth), both);
+    udp_send(&pair.ns_a, dst, 25, 64);
+    udp_receive(&rx, 25);
+    let udp_in = |snap: &serde_json::Value| {
+        num(
+            hook(snap, veth, "tc_ingress"),
+            &["by_proto", "udp", "packets"],
+        )
+    };
+    let snap = first.stop();
+    assert_eq!(udp_in(&snap), 25, "the first netpost");
+    assert_eq!(
+        attached_programs(ns, veth),
+        Attached {
+            xdp: vec![],
+            ..ours()
+        },
+        "the second netpost's programs stay"
+    );
+    udp_send(&pair.ns_a, dst, 15, 64);
+    udp_receive(&rx, 15);
+    let snap = second.stop();
+    assert_eq!(
+        udp_in(&snap),
+        40,
+        "the second netpost, before and after the first left"
+    );
+    wait_until_clean(ns, veth);
+    assert!(!has_clsact(ns, veth));
 }
 
 #[test]
@@ -246,10 +422,11 @@ fn sigterm_sigint_and_duration_exit_zero_with_the_last_object_flushed() {
         "--interval",
         "100",
         "--duration",
-        "0.5",
+        &slack_secs(0.5),
     ]);
     assert!(out.status.success(), "{}", out.stderr);
-    assert!(started.elapsed() < Duration::from_secs(10));
+    // --duration ended the run (load and attach included: slack for slow VMs).
+    assert!(started.elapsed() < slack(Duration::from_secs(10)));
     let lines: Vec<serde_json::Value> = out
         .stdout
         .lines()
@@ -274,7 +451,7 @@ fn live_table_is_printed_without_no_tui() {
         "--interval",
         "100",
         "--duration",
-        "0.35",
+        &slack_secs(0.35),
     ]);
     assert!(out.status.success(), "{}", out.stderr);
     let rows = out
@@ -310,9 +487,43 @@ fn xdp_mode_flag_forces_native_or_off() {
     let off = Netpost::start(&pair.ns_b.name, &[&pair.b.ifname], &["--xdp-mode", "off"]);
     let now = attached_programs(&pair.ns_b, &pair.b.ifname);
     assert!(now.xdp.is_empty(), "{now:?}");
-    assert_eq!(now.tcx_ingress, ["netpost_tc_in"]);
+    assert_eq!(now.tc_ingress, ["netpost_tc_in"]);
     assert_eq!(
         off.stop()["attached"][pair.b.ifname.as_str()]["xdp_mode"],
         "off"
+    );
+}
+
+#[test]
+fn a_watched_interface_deleted_while_netpost_runs_is_reported() {
+    require_root();
+    let pair = VethPair::new();
+    let netpost = Netpost::start(&pair.ns_b.name, &[&pair.b.ifname, "lo"], &[]);
+    pair.ns_b.exec("ip", &["link", "del", &pair.b.ifname]);
+    wait_until(
+        || netpost.stderr().contains("was deleted"),
+        || format!("no word of the deletion: {}", netpost.stderr()),
+    );
+    assert!(
+        netpost.stderr().contains(&format!(
+            "netpost: interface '{}' was deleted: its totals stay",
+            pair.b.ifname
+        )),
+        "{}",
+        netpost.stderr()
+    );
+    let stderr = netpost.stderr();
+    let last = netpost.stop();
+    assert_eq!(
+        last["interfaces_gone"],
+        serde_json::json!([pair.b.ifname]),
+        "lo is still there: {stderr}"
+    );
+    assert_eq!(last["interfaces"][pair.b.ifname.as_str()]["status"], "gone");
+    assert_eq!(last["interfaces"]["lo"]["status"], "watching");
+    assert_eq!(
+        stderr.matches("was deleted").count(),
+        1,
+        "said once: {stderr}"
     );
 }

@@ -132,6 +132,34 @@ impl Cmd {
         self.check(status)
     }
 
+    /// Runs to completion with stdout and stderr merged into one pipe, each line echoed and
+    /// copied to `copy`. For programs that must not get our stdout itself: virtme-ng's console writes
+    /// to a file given as stdout from its start, over what was there.
+    pub fn run_merged(mut self, copy: &mut impl std::io::Write) -> anyhow::Result<()> {
+        self.echo();
+        let (reader, writer) = std::io::pipe().context("creating a pipe")?;
+        let spawned = self
+            .inner
+            .stdin(Stdio::null())
+            .stdout(writer.try_clone().context("duplicating a pipe")?)
+            .stderr(writer)
+            .spawn();
+        // The Command holds write ends of the pipe too: without dropping it, no EOF ever.
+        self.inner = Command::new("true");
+        let mut child = spawned.with_context(|| format!("cannot start `{}`", self.display()))?;
+        let mut reader = std::io::BufReader::new(reader);
+        let mut buf = Vec::new();
+        // Bytes, not lines of UTF-8: a serial console may send anything.
+        while std::io::BufRead::read_until(&mut reader, b'\n', &mut buf).unwrap_or(0) > 0 {
+            let line = String::from_utf8_lossy(&buf);
+            print!("{line}");
+            let _ = copy.write_all(line.as_bytes());
+            buf.clear();
+        }
+        let status = child.wait().context("waiting for the command")?;
+        self.check(status)
+    }
+
     /// A silent presence check: stdout when the command exists and succeeds, else None.
     /// Not echoed, since the caller reports the result as an `ok:`/`installing:` line.
     pub fn probe(mut self) -> Option<String> {

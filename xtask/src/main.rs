@@ -5,6 +5,8 @@ mod apt;
 mod bench;
 mod bootstrap;
 mod cmd;
+mod kernels;
+mod matrix;
 mod probe;
 mod tasks;
 mod workspace;
@@ -15,7 +17,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Build, run, test and benchmark netpost")]
+#[command(
+    name = "cargo xtask",
+    about = "Build, run, test, benchmark and soak netpost"
+)]
 struct Cli {
     #[command(subcommand)]
     task: Task,
@@ -40,10 +45,19 @@ enum Task {
         args: Vec<OsString>,
     },
     /// Bootstrap, then fmt, clippy (host and eBPF) and the tests; the integration tests need root.
+    /// With --kernel: the integration tests' smoke set in VMs booting those kernels instead.
     Test {
         /// Only the parts that need no root: skips the integration tests (netpost-tests).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "kernel")]
         unit: bool,
+        /// Boot this kernel in a VM (virtme-ng, qemu TCG) and run the integration tests' smoke
+        /// set inside: a vmlinuz path, or a kernel line like 6.1 (the newest installed
+        /// /boot/vmlinuz-6.1.*, installed from the package repository if none is). Repeatable.
+        #[arg(long, value_name = "VMLINUZ|VERSION")]
+        kernel: Vec<String>,
+        /// With --kernel: every integration test instead of the smoke set.
+        #[arg(long, requires = "kernel")]
+        full: bool,
         /// Arguments for the test harness, after `--` (e.g. `-- --test-threads=1`).
         #[arg(last = true)]
         args: Vec<OsString>,
@@ -55,6 +69,20 @@ enum Task {
         #[arg(long)]
         quick: bool,
     },
+    /// netpost watching a router under churn for minutes (needs root): flat memory, every
+    /// scrape served, counts that agree with the kernel's; writes target/soak/report.md.
+    Soak {
+        /// How long to run.
+        #[arg(long, default_value_t = 30.0, value_parser = minutes)]
+        minutes: f64,
+    },
+}
+
+fn minutes(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(m) if m >= 1.0 && m.is_finite() => Ok(m),
+        _ => Err(format!("'{s}' is not a number of minutes, at least 1")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -62,8 +90,20 @@ fn main() -> ExitCode {
         Task::Bootstrap => tasks::bootstrap(),
         Task::Build { release } => tasks::build(release),
         Task::Run { debug, args } => tasks::run(debug, &args),
-        Task::Test { unit, args } => tasks::test(unit, &args),
+        Task::Test {
+            unit,
+            kernel,
+            full,
+            args,
+        } => {
+            if kernel.is_empty() {
+                tasks::test(unit, &args)
+            } else {
+                tasks::matrix(&kernel, full, &args)
+            }
+        }
         Task::Bench { quick } => tasks::bench(quick),
+        Task::Soak { minutes } => tasks::soak(minutes),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -32,8 +32,11 @@ impl JsonLines {
 
 impl Sink for JsonLines {
     fn emit(&mut self, snapshot: &Snapshot) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, snapshot)?;
-        self.out.write_all(b"\n")?;
+        // The whole line in one write: a line longer than the BufWriter's 8 KiB would
+        // otherwise reach the file in pieces, and a reader could see half of it.
+        let mut line = serde_json::to_vec(snapshot)?;
+        line.push(b'\n');
+        self.out.write_all(&line)?;
         self.out.flush()
     }
 }

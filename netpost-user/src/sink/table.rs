@@ -96,7 +96,7 @@ pub fn render(snap: &Snapshot) -> String {
 }
 
 /// One line: the drop total and the busiest reasons with the function that dropped most.
-fn render_drops(d: &crate::drops::DropsStats) -> String {
+fn render_drops(d: &crate::model::DropsStats) -> String {
     let top: Vec<String> = d
         .busiest()
         .into_iter()
@@ -201,7 +201,7 @@ mod tests {
 
     #[test]
     fn netfilter_hooks_are_listed_in_packet_path_order_with_drops() {
-        let mut v4 = crate::nf_model::NfFamilyStats::default();
+        let mut v4 = crate::model::NfFamilyStats::default();
         v4.forward.entered = 120;
         v4.forward.accepted = 100;
         v4.forward.dropped = 20;
@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn drops_name_the_busiest_reasons_and_their_function() {
-        use crate::drops::{DropsStats, ReasonStats};
+        use crate::model::{DropsStats, ReasonStats};
         let reason = |packets, function: &str| ReasonStats {
             packets,
             locations: [(function.to_string(), packets)].into(),

@@ -1,16 +1,18 @@
 //! The dashboard's state, owned by the event loop alone: the newest Snapshot and its
-//! history, what is shown (frozen while paused), focus, selections, sorts, filter and
-//! input mode. Rendering only reads it; only keys and new snapshots change it.
-use std::sync::Arc;
+//! history, what is shown (frozen while paused), the view (overview or one panel
+//! full-screen, with or without the selected row's details), focus, selections, sorts,
+//! filter and input mode. Rendering only reads it; only keys and new snapshots change it.
+use std::{path::PathBuf, sync::Arc};
 
 use super::{
+    flight,
     history::{DEFAULT_CAPACITY, History},
     keys::{Action, Mode},
-    rows::{FlowSort, IfaceSort, NfSort, iface_rows, nf_rows},
+    rows::{FlowSort, IfaceSort, NfSort, drop_rows, flow_rows, iface_rows, nf_rows},
 };
 use crate::model::Snapshot;
 
-/// The panels, in Tab order.
+/// Every panel: the overview's (in Tab order) and the two that only have a view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Panel {
     Path,
@@ -21,9 +23,14 @@ pub enum Panel {
     Flows,
     Drops,
     Conntrack,
+    Routing,
+    Sockets,
+    /// The doctor's diagnoses: in the overview (first) only while there are findings.
+    Doctor,
 }
 
 impl Panel {
+    /// The overview's panels, in Tab order.
     pub const ALL: [Panel; 8] = [
         Panel::Path,
         Panel::Interfaces,
@@ -35,16 +42,34 @@ impl Panel {
         Panel::Conntrack,
     ];
 
+    const EVERY: [Panel; 11] = [
+        Panel::Path,
+        Panel::Interfaces,
+        Panel::Netfilter,
+        Panel::Rates,
+        Panel::Handshakes,
+        Panel::Flows,
+        Panel::Drops,
+        Panel::Conntrack,
+        Panel::Routing,
+        Panel::Sockets,
+        Panel::Doctor,
+    ];
+
     fn index(self) -> usize {
+        Panel::EVERY.iter().position(|p| *p == self).unwrap_or(0)
+    }
+
+    fn tab_index(self) -> usize {
         Panel::ALL.iter().position(|p| *p == self).unwrap_or(0)
     }
 
     pub fn next(self) -> Panel {
-        Panel::ALL[(self.index() + 1) % Panel::ALL.len()]
+        Panel::ALL[(self.tab_index() + 1) % Panel::ALL.len()]
     }
 
     pub fn prev(self) -> Panel {
-        Panel::ALL[(self.index() + Panel::ALL.len() - 1) % Panel::ALL.len()]
+        Panel::ALL[(self.tab_index() + Panel::ALL.len() - 1) % Panel::ALL.len()]
     }
 
     pub fn title(self) -> &'static str {
@@ -57,12 +82,84 @@ impl Panel {
             Panel::Flows => "top flows",
             Panel::Drops => "drop reasons",
             Panel::Conntrack => "conntrack",
+            Panel::Routing => "routing decisions",
+            Panel::Sockets => "local sockets",
+            Panel::Doctor => "doctor",
+        }
+    }
+
+    /// A one-word name, for the tab and view bars.
+    pub fn short(self) -> &'static str {
+        match self {
+            Panel::Path => "path",
+            Panel::Interfaces => "interfaces",
+            Panel::Netfilter => "netfilter",
+            Panel::Rates => "rates",
+            Panel::Handshakes => "handshakes",
+            Panel::Flows => "flows",
+            Panel::Drops => "drops",
+            Panel::Conntrack => "conntrack",
+            Panel::Routing => "routing",
+            Panel::Sockets => "sockets",
+            Panel::Doctor => "doctor",
         }
     }
 
     /// Panels that share the lower slot of a small terminal, one at a time.
     pub fn tabbed(self) -> bool {
         !matches!(self, Panel::Path | Panel::Rates)
+    }
+
+    /// Whether the panel is a table with a selection (scrolling, Enter for details).
+    pub fn has_rows(self) -> bool {
+        matches!(
+            self,
+            Panel::Interfaces | Panel::Netfilter | Panel::Flows | Panel::Drops | Panel::Routing
+        )
+    }
+}
+
+/// What fills the screen: the overview of every panel, or one panel full-screen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    Overview,
+    Full(Panel),
+}
+
+impl View {
+    /// The views in number-key order: `1` is the overview.
+    pub const ALL: [View; 9] = [
+        View::Overview,
+        View::Full(Panel::Flows),
+        View::Full(Panel::Drops),
+        View::Full(Panel::Netfilter),
+        View::Full(Panel::Conntrack),
+        View::Full(Panel::Interfaces),
+        View::Full(Panel::Routing),
+        View::Full(Panel::Sockets),
+        View::Full(Panel::Doctor),
+    ];
+
+    /// The view of number key `n` (1-based).
+    pub fn numbered(n: usize) -> Option<View> {
+        n.checked_sub(1).and_then(|i| View::ALL.get(i)).copied()
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            View::Overview => "overview",
+            View::Full(p) => p.short(),
+        }
+    }
+
+    /// The full-screen view that shows `panel` in detail.
+    pub fn of(panel: Panel) -> View {
+        match panel {
+            Panel::Path => View::Full(Panel::Netfilter),
+            Panel::Rates => View::Full(Panel::Interfaces),
+            Panel::Handshakes => View::Full(Panel::Flows),
+            p => View::Full(p),
+        }
     }
 }
 
@@ -88,15 +185,23 @@ pub struct App {
     history: History,
     frozen: Option<Frozen>,
     received: u64,
+    view: View,
+    /// The selected row's details are open (full-screen views).
+    details: bool,
     focus: Panel,
     /// The tabbed panel the lower slot shows when focus is on an untabbed one.
     tab: Panel,
-    selected: [usize; Panel::ALL.len()],
+    selected: [usize; Panel::EVERY.len()],
     iface_sort: IfaceSort,
     flow_sort: FlowSort,
     nf_sort: NfSort,
     filter: String,
     mode: Mode,
+    /// What the last key did, when it says so (where the dropped packets were saved); shown
+    /// until the next key.
+    notice: Option<String>,
+    /// Where key w saves the flight recorder's packets.
+    save_dir: PathBuf,
 }
 
 impl App {
@@ -112,14 +217,18 @@ impl App {
             history: History::new(history),
             frozen: None,
             received: 0,
+            view: View::Overview,
+            details: false,
             focus: Panel::Path,
             tab: Panel::Interfaces,
-            selected: [0; Panel::ALL.len()],
+            selected: [0; Panel::EVERY.len()],
             iface_sort: IfaceSort::default(),
             nf_sort: NfSort::default(),
             flow_sort: FlowSort::default(),
             filter: String::new(),
             mode: Mode::Normal,
+            notice: None,
+            save_dir: std::env::current_dir().unwrap_or_else(|_| std::env::temp_dir()),
         };
         // A dashboard started after collection began gets a real first snapshot.
         if initial.elapsed_ms > 0 {
@@ -138,22 +247,39 @@ impl App {
     }
 
     pub fn apply(&mut self, action: Action) -> Control {
+        self.notice = None;
         match action {
             Action::Quit => return Control::Quit,
+            Action::Back => match (self.details, self.view) {
+                (true, _) => self.details = false,
+                (false, View::Full(_)) => self.view = View::Overview,
+                (false, View::Overview) => return Control::Quit,
+            },
             Action::FocusNext => self.set_focus(self.focus.next()),
             Action::FocusPrev => self.set_focus(self.focus.prev()),
+            Action::View(n) => {
+                if let Some(view) = View::numbered(n) {
+                    self.view = view;
+                    self.details = false;
+                }
+            }
+            Action::Open => match self.view {
+                View::Overview => {
+                    let view = View::of(self.focus);
+                    self.view = view;
+                    // A focused table opens on its selected row's details.
+                    self.details = view == View::Full(self.focus) && self.focus.has_rows();
+                }
+                View::Full(panel) => self.details = panel.has_rows() && !self.details,
+            },
             Action::Scroll(by) => self.scroll(|cur, _| cur.saturating_add_signed(by)),
             Action::ScrollTop => self.scroll(|_, _| 0),
             Action::ScrollBottom => self.scroll(|_, rows| rows),
-            Action::CycleSort => {
-                if self.focus == Panel::Netfilter {
-                    self.nf_sort = self.nf_sort.next();
-                } else if self.focus == Panel::Flows {
-                    self.flow_sort = self.flow_sort.next();
-                } else {
-                    self.iface_sort = self.iface_sort.next();
-                }
-            }
+            Action::CycleSort => match self.active() {
+                Panel::Netfilter => self.nf_sort = self.nf_sort.next(),
+                Panel::Flows | Panel::Handshakes => self.flow_sort = self.flow_sort.next(),
+                _ => self.iface_sort = self.iface_sort.next(),
+            },
             Action::TogglePause => {
                 self.frozen = match self.frozen.take() {
                     Some(_) => None,
@@ -176,6 +302,13 @@ impl App {
             }
             Action::OpenHelp => self.mode = Mode::Help,
             Action::CloseHelp => self.mode = Mode::Normal,
+            Action::SaveDrops => {
+                self.notice = Some(flight::save(
+                    &self.latest,
+                    &self.save_dir,
+                    flight::now_secs(),
+                ))
+            }
         }
         self.clamp_selections();
         Control::Continue
@@ -188,30 +321,41 @@ impl App {
         }
     }
 
-    /// Moves the selection of the focused table; `to(current, last_row)`.
+    /// The panel keys act on: the full-screen one, else the focused one.
+    pub fn active(&self) -> Panel {
+        match self.view {
+            View::Full(panel) => panel,
+            View::Overview => self.focus,
+        }
+    }
+
+    /// Moves the selection of the active table; `to(current, last_row)`.
     fn scroll(&mut self, to: impl Fn(usize, usize) -> usize) {
-        let Some(rows) = self.rows(self.focus) else {
+        let panel = self.active();
+        let Some(rows) = self.rows(panel) else {
             return;
         };
-        let i = self.focus.index();
+        let i = panel.index();
         self.selected[i] = to(self.selected[i], rows.saturating_sub(1));
     }
 
     fn clamp_selections(&mut self) {
-        for panel in Panel::ALL {
+        for panel in Panel::EVERY {
             let rows = self.rows(panel).unwrap_or(0);
             let sel = &mut self.selected[panel.index()];
             *sel = (*sel).min(rows.saturating_sub(1));
         }
     }
 
-    /// Row count of a scrollable panel, None for the others.
+    /// Row count of a panel with rows, None for the others.
     fn rows(&self, panel: Panel) -> Option<usize> {
+        let snap = self.shown();
         match panel {
-            Panel::Interfaces => {
-                Some(iface_rows(self.shown(), &self.filter, self.iface_sort).len())
-            }
-            Panel::Netfilter => Some(nf_rows(self.shown(), self.nf_sort).len()),
+            Panel::Interfaces => Some(iface_rows(snap, &self.filter, self.iface_sort).len()),
+            Panel::Netfilter => Some(nf_rows(snap, self.nf_sort).len()),
+            Panel::Flows => Some(flow_rows(snap, &self.filter, self.flow_sort).len()),
+            Panel::Drops => Some(drop_rows(snap).len()),
+            Panel::Routing => Some(snap.routing.as_ref().map_or(0, |r| r.by_result.len())),
             _ => None,
         }
     }
@@ -237,6 +381,15 @@ impl App {
     /// Whether any snapshot arrived yet (before the first interval ends there is none).
     pub fn has_data(&self) -> bool {
         self.received > 0
+    }
+
+    pub fn view(&self) -> View {
+        self.view
+    }
+
+    /// Whether the selected row's details are open.
+    pub fn details(&self) -> bool {
+        self.details
     }
 
     pub fn focus(&self) -> Panel {
@@ -271,12 +424,23 @@ impl App {
     pub fn mode(&self) -> Mode {
         self.mode
     }
+
+    /// What the last key did, when it says so.
+    pub fn notice(&self) -> Option<&str> {
+        self.notice.as_deref()
+    }
+
+    /// Where key w saves dropped packets (the current directory by default).
+    #[cfg(test)]
+    pub fn set_save_dir(&mut self, dir: PathBuf) {
+        self.save_dir = dir;
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{model::IfaceStats, nf_model::NfFamilyStats};
+    use crate::model::{IfaceStats, NfFamilyStats};
 
     fn snap(elapsed_ms: u64, ifaces: &[&str]) -> Arc<Snapshot> {
         Arc::new(Snapshot {
@@ -409,6 +573,49 @@ mod tests {
         assert_eq!(app.apply(Action::CloseHelp), Control::Continue);
         assert_eq!(app.mode(), Mode::Normal);
         assert_eq!(app.apply(Action::Quit), Control::Quit);
+    }
+
+    #[test]
+    fn w_saves_the_flight_recorder_and_says_where_until_the_next_key() {
+        use crate::model::{Link, Packet};
+        let dir = std::env::temp_dir().join(format!("netpost-w-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut app = app();
+        app.set_save_dir(dir.clone());
+        app.apply(Action::SaveDrops);
+        assert!(
+            app.notice().unwrap().contains("no dropped packets"),
+            "{:?}",
+            app.notice()
+        );
+        let packet = Arc::new(Packet {
+            ts_ns: 1,
+            iface: "veth-a".into(),
+            link: Link::Raw,
+            orig_len: 20,
+            data: vec![0x45; 20],
+            comment: "reason=NO_SOCKET".into(),
+        });
+        app.ingest(Arc::new(Snapshot {
+            elapsed_ms: 2000,
+            drop_packets: Arc::new(vec![packet.clone(), packet]),
+            ..Default::default()
+        }));
+        app.apply(Action::SaveDrops);
+        let notice = app.notice().unwrap().to_string();
+        assert!(
+            notice.starts_with("saved the last 2 dropped packets to "),
+            "{notice}"
+        );
+        let path = notice.rsplit(' ').next().unwrap();
+        assert!(
+            path.starts_with(dir.to_str().unwrap()) && path.ends_with(".pcapng"),
+            "{path}"
+        );
+        assert!(std::path::Path::new(path).exists());
+        app.apply(Action::Scroll(1));
+        assert_eq!(app.notice(), None, "gone with the next key");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

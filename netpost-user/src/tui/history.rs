@@ -1,6 +1,7 @@
 //! A bounded history of rates for the sparklines: one point per snapshot, the oldest
-//! dropped past the capacity, so memory stays flat however long netpost runs.
-use std::collections::VecDeque;
+//! dropped past the capacity, so memory stays flat however long netpost runs, and however
+//! many interfaces come and go (each point holds the interfaces of its snapshot only).
+use std::{collections::VecDeque, sync::Arc};
 
 use crate::model::Snapshot;
 
@@ -19,8 +20,8 @@ pub struct IfaceRates {
 #[derive(Clone, Debug, PartialEq)]
 struct Point {
     elapsed_ms: u64,
-    /// Indexed like `History::names`; interfaces first seen later are missing (zero) here.
-    ifaces: Vec<IfaceRates>,
+    /// The snapshot's interfaces (names shared with the points before).
+    ifaces: Vec<(Arc<str>, IfaceRates)>,
     nf_drop_pps: f64,
 }
 
@@ -38,7 +39,6 @@ pub enum Series {
 #[derive(Clone, Debug)]
 pub struct History {
     capacity: usize,
-    names: Vec<String>,
     points: VecDeque<Point>,
 }
 
@@ -46,9 +46,21 @@ impl History {
     pub fn new(capacity: usize) -> History {
         History {
             capacity: capacity.max(1),
-            names: Vec::new(),
             points: VecDeque::new(),
         }
+    }
+
+    /// Distinct interface names held.
+    #[cfg(test)]
+    fn names_held(&self) -> usize {
+        let mut names: Vec<&Arc<str>> = self
+            .points
+            .iter()
+            .flat_map(|p| p.ifaces.iter().map(|(n, _)| n))
+            .collect();
+        names.sort();
+        names.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        names.len()
     }
 
     #[cfg(test)]
@@ -62,26 +74,23 @@ impl History {
     }
 
     pub fn push(&mut self, snap: &Snapshot) {
-        for name in snap.interfaces.keys() {
-            if !self.names.contains(name) {
-                self.names.push(name.clone());
-            }
-        }
-        let ifaces = self
-            .names
+        let prev = self.points.back();
+        let ifaces = snap
+            .interfaces
             .iter()
-            .map(|name| {
-                snap.interfaces
-                    .get(name)
-                    .map(|s| IfaceRates {
-                        // With XDP off the XDP counters stay at zero; tc ingress sees the
-                        // same traffic, so the larger of the two is what arrived.
-                        rx_pps: s.xdp.pps.max(s.tc_ingress.pps),
-                        tx_pps: s.tc_egress.pps,
-                        rx_bps: s.xdp.bps.max(s.tc_ingress.bps),
-                        tx_bps: s.tc_egress.bps,
-                    })
-                    .unwrap_or_default()
+            .map(|(name, s)| {
+                let name = prev
+                    .and_then(|p| p.ifaces.iter().find(|(n, _)| **n == **name))
+                    .map_or_else(|| Arc::from(name.as_str()), |(n, _)| n.clone());
+                let rates = IfaceRates {
+                    // With XDP off the XDP counters stay at zero; tc ingress sees the same
+                    // traffic, so the larger of the two is what arrived.
+                    rx_pps: s.xdp.pps.max(s.tc_ingress.pps),
+                    tx_pps: s.tc_egress.pps,
+                    rx_bps: s.xdp.bps.max(s.tc_ingress.bps),
+                    tx_bps: s.tc_egress.bps,
+                };
+                (name, rates)
             })
             .collect();
         let nf_drop_pps = snap
@@ -102,7 +111,6 @@ impl History {
     /// The last `n` values of `series`, oldest first, summed over the interfaces
     /// `keep` accepts.
     pub fn series(&self, series: Series, n: usize, keep: impl Fn(&str) -> bool) -> Vec<f64> {
-        let keep: Vec<bool> = self.names.iter().map(|n| keep(n)).collect();
         let skip = self.points.len().saturating_sub(n);
         self.points
             .iter()
@@ -112,9 +120,8 @@ impl History {
                 _ => p
                     .ifaces
                     .iter()
-                    .zip(&keep)
-                    .filter(|(_, k)| **k)
-                    .map(|(r, _)| match series {
+                    .filter(|(name, _)| keep(name))
+                    .map(|(_, r)| match series {
                         Series::RxPps => r.rx_pps,
                         Series::TxPps => r.tx_pps,
                         Series::RxBps => r.rx_bps,
@@ -180,5 +187,17 @@ mod tests {
         assert_eq!(h.series(Series::RxPps, 10, |_| true), [10.0, 110.0]);
         assert_eq!(h.series(Series::RxPps, 10, |n| n == "b"), [0.0, 100.0]);
         assert_eq!(h.series(Series::TxPps, 10, |_| true), [5.0, 55.0]);
+    }
+
+    #[test]
+    fn interfaces_that_come_and_go_are_not_held_past_the_capacity() {
+        let mut h = History::new(5);
+        for i in 0..1000u64 {
+            let name = format!("veth{i}");
+            h.push(&snap(i * 1000, &[("eth0", 1.0), (&name, 2.0)]));
+        }
+        assert_eq!(h.names_held(), 1 + 5, "eth0, shared, and one pod per point");
+        assert_eq!(h.series(Series::RxPps, 10, |n| n == "eth0"), [1.0; 5]);
+        assert_eq!(h.series(Series::RxPps, 10, |_| true), [3.0; 5]);
     }
 }

@@ -1,5 +1,6 @@
 //! Keyboard to intent. Which keys mean what depends on the input mode: while typing a
-//! filter, `q` is a letter, not quit. Ctrl-C quits in every mode: raw mode turns it into a
+//! filter, `q` is a letter, not quit. Number keys pick a view, Enter opens, Esc goes back
+//! (and quits from the overview). Ctrl-C quits in every mode: raw mode turns it into a
 //! key press instead of SIGINT.
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
@@ -17,6 +18,8 @@ pub enum Mode {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     Quit,
+    /// Esc: closes the details, else leaves a full-screen view, else quits.
+    Back,
     FocusNext,
     FocusPrev,
     /// Move the selection of the focused table by this many rows.
@@ -24,6 +27,10 @@ pub enum Action {
     ScrollTop,
     ScrollBottom,
     CycleSort,
+    /// Number key: the overview (1) or a full-screen view (2-8).
+    View(usize),
+    /// Enter: the focused panel's view, or the selected row's details there.
+    Open,
     TogglePause,
     StartFilter,
     FilterPush(char),
@@ -34,6 +41,8 @@ pub enum Action {
     FilterClear,
     OpenHelp,
     CloseHelp,
+    /// Write the flight recorder's dropped packets to a pcapng file.
+    SaveDrops,
 }
 
 const PAGE: isize = 10;
@@ -71,7 +80,10 @@ fn filter_action(key: KeyEvent, chord: bool) -> Option<Action> {
 
 fn normal_action(key: KeyEvent, chord: bool) -> Option<Action> {
     Some(match key.code {
-        KeyCode::Char('q') | KeyCode::Esc => Action::Quit,
+        KeyCode::Char('q') => Action::Quit,
+        KeyCode::Esc => Action::Back,
+        KeyCode::Enter => Action::Open,
+        KeyCode::Char(c @ '1'..='9') if !chord => Action::View(c as usize - '0' as usize),
         KeyCode::Tab => Action::FocusNext,
         KeyCode::BackTab => Action::FocusPrev,
         KeyCode::Down | KeyCode::Char('j') => Action::Scroll(1),
@@ -86,6 +98,7 @@ fn normal_action(key: KeyEvent, chord: bool) -> Option<Action> {
         KeyCode::Char('p') | KeyCode::Char(' ') => Action::TogglePause,
         KeyCode::Char('f') | KeyCode::Char('/') => Action::StartFilter,
         KeyCode::Char('?') | KeyCode::Char('h') | KeyCode::F(1) => Action::OpenHelp,
+        KeyCode::Char('w') if !chord => Action::SaveDrops,
         _ => return None,
     })
 }
@@ -111,7 +124,7 @@ mod tests {
         }
         assert_eq!(
             action(Mode::Normal, press(KeyCode::Esc)),
-            Some(Action::Quit)
+            Some(Action::Back)
         );
         assert_eq!(
             action(Mode::Filter, press(KeyCode::Esc)),
@@ -135,6 +148,11 @@ mod tests {
         assert_eq!(a(KeyCode::Char('p')), Some(Action::TogglePause));
         assert_eq!(a(KeyCode::Char('f')), Some(Action::StartFilter));
         assert_eq!(a(KeyCode::Char('?')), Some(Action::OpenHelp));
+        assert_eq!(a(KeyCode::Char('2')), Some(Action::View(2)));
+        assert_eq!(a(KeyCode::Char('9')), Some(Action::View(9)));
+        assert_eq!(a(KeyCode::Char('0')), None);
+        assert_eq!(a(KeyCode::Enter), Some(Action::Open));
+        assert_eq!(a(KeyCode::Char('w')), Some(Action::SaveDrops));
         assert_eq!(a(KeyCode::Char('x')), None);
         let mut release = press(KeyCode::Char('q'));
         release.kind = KeyEventKind::Release;

@@ -2,19 +2,56 @@
 //! look for (hook names, numbers in the right boxes, drops, order, sizes, NO_COLOR).
 use std::sync::Arc;
 
-use ratatui::{Terminal, backend::TestBackend, buffer::Buffer, style::Color};
+use ratatui::{Terminal, backend::TestBackend, buffer::Buffer, layout::Rect, style::Color};
 
 use super::{
-    app::{App, Panel},
+    app::{App, Panel, View},
     keys::Action,
     theme::Theme,
     ui,
 };
-use crate::{
-    conntrack::{ConntrackStats, TopSource},
-    model::{AttachInfo, IfaceStats, Snapshot},
-    nf_model::NfFamilyStats,
+use crate::model::{
+    AttachInfo, ConntrackStats, Direction, FlowOnIface, FlowSummary, HandshakeStats, IfaceStats,
+    NfFamilyStats, Percentiles, RouteResult, RoutingStats, Snapshot, SocketsStats, TopSource,
 };
+
+/// A TCP flow forwarded from veth-b to veth-a.
+fn router_flow() -> FlowSummary {
+    let up = Direction {
+        packets: 40_000,
+        bytes: 58_000_000,
+    };
+    let down = Direction {
+        packets: 20_000,
+        bytes: 1_300_000,
+    };
+    let seen = |iface: &str| FlowOnIface {
+        iface: iface.into(),
+        from_src: up,
+        from_dst: down,
+        stage: "established".into(),
+        rtt_us: Some(95),
+        rtt_synack_us: Some(40),
+        rtt_ack_us: Some(55),
+    };
+    FlowSummary {
+        src: "10.1.0.2:40312".into(),
+        dst: "10.2.0.2:5201".into(),
+        proto: "tcp".into(),
+        stage: "established".into(),
+        ifaces: vec!["veth-b".into(), "veth-a".into()],
+        from_src: up,
+        from_dst: down,
+        packets: 60_000,
+        bytes: 59_300_000,
+        pps: 12_000.0,
+        bps: 140_000_000.0,
+        rtt_us: Some(95),
+        rtt_synack_us: Some(40),
+        rtt_ack_us: Some(55),
+        seen: vec![seen("veth-b"), seen("veth-a")],
+    }
+}
 
 /// Traffic arriving on veth-b for a local socket, some of it forwarded and partly
 /// dropped at FORWARD, replies going out.
@@ -45,19 +82,68 @@ fn fixture() -> Snapshot {
     v4.postrouting.pps = 265.0;
     v4.prerouting.ct.established = 45_000;
     Snapshot {
-        drops: Some(crate::drops::DropsStats {
-            total: 7,
-            per_s: 1.0,
-            reasons: [(
-                "NO_SOCKET".to_string(),
-                crate::drops::ReasonStats {
-                    packets: 7,
-                    per_s: 1.0,
-                    locations: [("__udp4_lib_rcv".to_string(), 7)].into(),
-                    by_proto: [("udp".to_string(), 7)].into(),
-                },
-            )]
+        handshake: Some(HandshakeStats {
+            syn: 40,
+            synack: 40,
+            established: 39,
+            half_open: 1,
+            closed: 35,
+            rtt_us: Some(Percentiles {
+                p50: 95,
+                p90: 180,
+                p99: 400,
+            }),
+            ..Default::default()
+        }),
+        flows_merged: vec![router_flow()],
+        flows_active: 3,
+        drops: Some(crate::model::DropsStats {
+            total: 1309,
+            per_s: 27.0,
+            reasons: [
+                ("NO_SOCKET", 7, 1.0, "__udp4_lib_rcv", "udp"),
+                ("NETFILTER_DROP", 500, 25.0, "nft_do_chain", "udp"),
+                ("NOT_SPECIFIED", 802, 1.0, "ip6_mc_input", "icmpv6"),
+            ]
+            .map(|(reason, packets, per_s, location, proto)| {
+                (
+                    reason.to_string(),
+                    crate::model::ReasonStats {
+                        packets,
+                        per_s,
+                        locations: [(location.to_string(), packets)].into(),
+                        by_proto: [(proto.to_string(), packets)].into(),
+                        hooks: Default::default(),
+                    },
+                )
+            })
             .into(),
+            samples: vec![crate::model::SampleView {
+                reason: "NETFILTER_DROP".into(),
+                location: "nft_do_chain".into(),
+                proto: "udp".into(),
+                src: Some("10.1.0.2:41000".into()),
+                dst: Some("10.2.0.2:9".into()),
+                hook: None,
+            }],
+            ..Default::default()
+        }),
+        routing: Some(RoutingStats {
+            lookups: 5678,
+            by_result: vec![RouteResult {
+                family: Some("ipv4".into()),
+                table: Some("main".into()),
+                result: "dev veth-a".into(),
+                dev: Some("veth-a".into()),
+                lookups: 5678,
+                destinations: [("10.2.0.2".to_string(), 5678)].into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        sockets: Some(SocketsStats {
+            states: [("ESTABLISHED".to_string(), 4), ("LISTEN".to_string(), 1)].into(),
+            resets_sent: 2,
             ..Default::default()
         }),
         conntrack: Some(ConntrackStats {
@@ -97,6 +183,8 @@ fn attach(ifindex: u32) -> AttachInfo {
         ifindex,
         xdp_mode: "generic".into(),
         tc_mode: "tcx".into(),
+        xdp_status: "attached".into(),
+        tc_status: "attached".into(),
     }
 }
 
@@ -310,8 +398,6 @@ fn at_200x60_every_panel_is_shown_with_details() {
         "{fwd}"
     );
     assert!(screen.contains("ipv6: unavailable: no BPF netfilter links"));
-    // Handshakes and top flows wait for data; drop reasons have their own panel.
-    assert_eq!(screen.matches("not collected yet").count(), 2, "{screen}");
     for title in [
         "rates",
         "TCP handshakes",
@@ -322,6 +408,21 @@ fn at_200x60_every_panel_is_shown_with_details() {
         assert!(screen.contains(title), "{title} missing");
     }
     assert!(
+        screen.contains("SYN 40 → SYN-ACK 40 → established 39"),
+        "{screen}"
+    );
+    let flow = row("10.1.0.2:40312", "10.2.0.2:5201");
+    for want in [
+        "veth-b→veth-a",
+        "established",
+        "55.3MiB",
+        "1.2MiB",
+        "140 Mbps",
+        "95µs",
+    ] {
+        assert!(flow.contains(want), "{want} not in {flow:?}");
+    }
+    assert!(
         screen.contains("ifindex 2 · xdp generic · tc tcx"),
         "header details"
     );
@@ -329,6 +430,16 @@ fn at_200x60_every_panel_is_shown_with_details() {
         screen.contains("✗ NO_SOCKET") && screen.contains("__udp4_lib_rcv (udp)"),
         "drops panel: reason and dropping function"
     );
+    let at = |needle: &str| {
+        screen
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle}:\n{screen}"))
+    };
+    assert!(
+        at("✗ NETFILTER_DROP") < at("✗ NO_SOCKET") && at("✗ NO_SOCKET") < at("· routine"),
+        "by rate, then total, routine noise last: {screen}"
+    );
+    assert!(!screen.contains("✗ NOT_SPECIFIED"), "noise folded away");
     for want in [
         "table ",
         "1.2k/262.1k 0.5%",
@@ -380,8 +491,12 @@ fn the_interface_table_follows_the_sort() {
     let order: Vec<(String, String)> = screen
         .lines()
         .filter_map(|l| {
-            let mut words = l.split('│').nth(1)?.split_whitespace();
-            let iface = words.next().filter(|w| w.starts_with("veth-"))?;
+            let cell = l
+                .split('│')
+                .skip(1)
+                .find(|c| c.trim_start().starts_with("veth-"))?;
+            let mut words = cell.split_whitespace();
+            let iface = words.next()?;
             Some((iface.to_string(), words.next()?.to_string()))
         })
         .collect();
@@ -411,8 +526,12 @@ fn tab_brings_each_panel_into_the_lower_slot_of_a_small_terminal() {
     let mut seen = vec![];
     for _ in 0..Panel::ALL.len() {
         app.apply(Action::FocusNext);
-        let screen = text(&render(&app, Theme::plain(), 80, 24));
-        seen.push(screen.contains("not collected yet"));
+        let buf = render(&app, Theme::plain(), 80, 24);
+        let screen = text(&buf);
+        let areas = ui::overview_areas(buf.area, &app);
+        let lower: Vec<Panel> = areas.panels.iter().map(|p| p.0).collect();
+        seen.push(lower[0]);
+        assert_eq!(lower.len(), 1, "one lower panel at 80x24: {lower:?}");
         if app.focus() == Panel::Netfilter {
             assert!(
                 screen.contains("v4   FORWARD") && screen.contains("500"),
@@ -423,9 +542,20 @@ fn tab_brings_each_panel_into_the_lower_slot_of_a_small_terminal() {
             assert!(screen.contains("1.2k/262.1k"), "{screen}");
         }
     }
-    // Handshakes and flows wait for data; drop reasons and conntrack have panels (conntrack
-    // stays in the slot when focus moves on to the untabbed Path).
-    assert_eq!(seen, [false, false, false, true, true, false, false, false]);
+    // Conntrack stays in the slot when focus moves on to the untabbed Path.
+    assert_eq!(
+        seen,
+        [
+            Panel::Interfaces,
+            Panel::Netfilter,
+            Panel::Netfilter,
+            Panel::Handshakes,
+            Panel::Flows,
+            Panel::Drops,
+            Panel::Conntrack,
+            Panel::Conntrack
+        ]
+    );
 }
 
 #[test]
@@ -439,7 +569,7 @@ fn paused_filter_and_help_show_on_screen() {
     }
     let screen = text(&render(&app, Theme::plain(), 80, 24));
     assert!(screen.contains("PAUSED (1 new"), "{screen}");
-    assert!(screen.contains("filter interfaces: veth-b"), "{screen}");
+    assert!(screen.contains("filter: veth-b"), "{screen}");
     let grid = cells(&render(&app, Theme::plain(), 80, 24));
     assert!(
         boxed(&grid, "tc out")[0].contains("56/s"),
@@ -499,10 +629,438 @@ fn without_netfilter_the_hooks_say_so_and_xdp_tc_still_count() {
 }
 
 #[test]
+fn xdp_that_could_not_load_is_said_in_the_header_and_its_box() {
+    let mut snap = fixture();
+    for a in snap.attached.values_mut() {
+        a.xdp_mode = "off".into();
+        a.xdp_status = "unavailable: netpost_xdp: refused by the verifier".into();
+    }
+    let app = app_with(snap);
+    let buf = render(&app, Theme::plain(), 120, 40);
+    let screen = text(&buf);
+    assert!(
+        screen.lines().next().unwrap().contains("⚠ xdp unavailable"),
+        "{screen}"
+    );
+    let grid = cells(&buf);
+    assert!(boxed(&grid, "XDP")[0].contains("unavail"), "{screen}");
+    assert!(
+        boxed(&grid, "tc in")[0].contains("/s"),
+        "tc counts on: {screen}"
+    );
+    // A tall terminal's second header line names the reason.
+    let screen = text(&render(&app, Theme::plain(), 200, 60));
+    assert!(
+        screen.contains("xdp unavailable: netpost_xdp: refused by the verifier"),
+        "{screen}"
+    );
+}
+
+#[test]
 fn the_header_counts_lost_events() {
     let mut snap = fixture();
     snap.events_lost = 3;
     let app = app_with(snap);
     let screen = text(&render(&app, Theme::plain(), 200, 60));
     assert!(screen.contains("lost 3"), "{screen}");
+}
+
+/// Which panels are on screen at a size, in Tab order (Routing and Sockets have views only).
+fn visible(app: &App, w: u16, h: u16) -> Vec<Panel> {
+    let areas = ui::overview_areas(Rect::new(0, 0, w, h), app);
+    Panel::ALL.into_iter().filter(|p| areas.shows(*p)).collect()
+}
+
+#[test]
+fn panels_visible_at_the_sizes_people_use() {
+    use Panel::*;
+    let app = app_with(fixture());
+    let table = [
+        // The current small layout: one lower panel at a time.
+        ((80, 24), vec![Path, Interfaces, Rates]),
+        // At least the path, conntrack and drops.
+        (
+            (100, 30),
+            vec![Path, Netfilter, Handshakes, Drops, Conntrack],
+        ),
+        // Every mission panel: path, netfilter, conntrack pressure, drops, the funnel.
+        (
+            (120, 40),
+            vec![
+                Path, Interfaces, Netfilter, Rates, Handshakes, Flows, Drops, Conntrack,
+            ],
+        ),
+        (
+            (200, 60),
+            vec![
+                Path, Interfaces, Netfilter, Rates, Handshakes, Flows, Drops, Conntrack,
+            ],
+        ),
+    ];
+    for ((w, h), want) in table {
+        let got = visible(&app, w, h);
+        assert_eq!(got, want, "at {w}x{h}");
+        // What the layout says is what a reader sees: each visible panel's box is drawn.
+        let screen = text(&render(&app, Theme::plain(), w, h));
+        for panel in got {
+            let title = match panel {
+                Path => "packet path",
+                Rates => "rates",
+                p => p.title(),
+            };
+            assert!(screen.contains(title), "{title} at {w}x{h}:\n{screen}");
+        }
+        assert!(
+            screen.lines().all(|l| l.chars().count() == w as usize),
+            "nothing past {w} columns"
+        );
+    }
+}
+
+#[test]
+fn panels_are_sized_to_their_content() {
+    let app = app_with(fixture());
+    let areas = ui::overview_areas(Rect::new(0, 0, 120, 40), &app);
+    let height = |p: Panel| areas.panels.iter().find(|x| x.0 == p).unwrap().1.height;
+    // Two interfaces x three hooks, a header line and the borders.
+    assert_eq!(height(Panel::Interfaces), 9);
+    // Five IPv4 hooks, the header, IPv6's status line, the borders.
+    assert_eq!(height(Panel::Netfilter), 9);
+    assert_eq!(height(Panel::Handshakes), 5);
+}
+
+#[test]
+fn at_80x24_a_tab_bar_names_every_panel() {
+    let mut app = app_with(fixture());
+    let screen = text(&render(&app, Theme::plain(), 80, 24));
+    let bar = screen
+        .lines()
+        .find(|l| l.contains("Tab ▸"))
+        .unwrap_or_else(|| panic!("no tab bar:\n{screen}"));
+    for name in [
+        "interfaces",
+        "netfilter",
+        "handshakes",
+        "flows",
+        "drops",
+        "conntrack",
+    ] {
+        assert!(bar.contains(name), "{name} not in {bar:?}");
+    }
+    app.apply(Action::FocusNext);
+    app.apply(Action::FocusNext);
+    let buf = render(&app, Theme::colored(), 80, 24);
+    let grid = cells(&buf);
+    let (y, x) = find(&grid, "[netfilter]").expect("the focused panel's tab, bracketed");
+    assert!(
+        buf[(x as u16 + 1, y as u16)]
+            .modifier
+            .contains(ratatui::style::Modifier::REVERSED),
+        "the focused panel's tab stands out"
+    );
+    assert!(text(&buf).contains("v4   FORWARD"), "and fills the slot");
+}
+
+#[test]
+fn number_keys_switch_views_and_enter_drills_down() {
+    let mut app = app_with(fixture());
+    app.apply(Action::View(2));
+    assert_eq!(app.view(), View::Full(Panel::Flows));
+    let screen = text(&render(&app, Theme::plain(), 120, 40));
+    assert!(
+        screen.contains("[2 flows]"),
+        "the view stands out: {screen}"
+    );
+    let rows: Vec<&str> = screen
+        .lines()
+        .filter(|l| l.contains("10.1.0.2:40312"))
+        .collect();
+    assert_eq!(rows.len(), 1, "the forwarded flow is one row: {screen}");
+    for want in [
+        "veth-b→veth-a",
+        "established",
+        "55.3MiB",
+        "1.2MiB",
+        "140 Mbps",
+        "95µs",
+    ] {
+        assert!(rows[0].contains(want), "{want} not in {:?}", rows[0]);
+    }
+    app.apply(Action::Open);
+    assert!(app.details());
+    let screen = text(&render(&app, Theme::plain(), 120, 40));
+    for want in [
+        "10.1.0.2:40312 → 10.2.0.2:5201",
+        "veth-b → veth-a",
+        "40.0k packets  55.3MiB",
+        "95µs (SYN→SYN-ACK 40µs, SYN-ACK→ACK 55µs)",
+    ] {
+        assert!(screen.contains(want), "{want} missing:\n{screen}");
+    }
+    // Esc closes the details, then leaves the view; q quits anywhere.
+    app.apply(Action::Back);
+    assert!(!app.details());
+    app.apply(Action::Back);
+    assert_eq!(app.view(), View::Overview);
+
+    // Drops: every reason, routine ones dimmed on their own line; Enter shows one reason.
+    app.apply(Action::View(3));
+    let screen = text(&render(&app, Theme::plain(), 120, 40));
+    assert!(screen.contains("· NOT_SPECIFIED"), "{screen}");
+    app.apply(Action::Open);
+    let screen = text(&render(&app, Theme::plain(), 120, 40));
+    assert!(
+        screen.contains("NETFILTER_DROP  500 packets")
+            && screen.contains("10.1.0.2:41000 → 10.2.0.2:9"),
+        "{screen}"
+    );
+
+    // Netfilter: a hook's protocol and conntrack-state split.
+    app.apply(Action::View(4));
+    app.apply(Action::Scroll(2));
+    app.apply(Action::Open);
+    let screen = text(&render(&app, Theme::plain(), 120, 40));
+    assert!(screen.contains("ipv4 FORWARD"), "{screen}");
+    assert!(
+        screen.contains("conntrack state of the accepted packets"),
+        "{screen}"
+    );
+
+    // Routing decisions and local sockets have views of their own.
+    app.apply(Action::View(7));
+    let screen = text(&render(&app, Theme::plain(), 120, 40));
+    assert!(
+        screen.contains("dev veth-a") && screen.contains("10.2.0.2 (5.7k)"),
+        "{screen}"
+    );
+    app.apply(Action::View(8));
+    let screen = text(&render(&app, Theme::plain(), 120, 40));
+    assert!(
+        screen.contains("ESTABLISHED") && screen.contains("resets sent 2"),
+        "{screen}"
+    );
+    app.apply(Action::View(1));
+    assert_eq!(app.view(), View::Overview);
+}
+
+#[test]
+fn enter_on_a_focused_table_opens_its_view_on_the_selected_row() {
+    let mut app = app_with(fixture());
+    while app.focus() != Panel::Flows {
+        app.apply(Action::FocusNext);
+    }
+    app.apply(Action::Open);
+    assert_eq!(
+        (app.view(), app.details()),
+        (View::Full(Panel::Flows), true)
+    );
+}
+
+#[test]
+fn every_view_renders_at_every_size() {
+    let mut app = app_with(fixture());
+    for n in 1..=9 {
+        app.apply(Action::View(n));
+        for details in [false, true] {
+            if details != app.details() {
+                app.apply(Action::Open);
+            }
+            for (w, h) in [(40, 12), (80, 24), (120, 40), (200, 60)] {
+                render(&app, Theme::colored(), w, h);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_deleted_interface_shows_in_the_header() {
+    let mut snap = fixture();
+    snap.interfaces_gone = vec!["veth-a".into()];
+    let screen = text(&render(&app_with(snap), Theme::plain(), 120, 40));
+    assert!(
+        screen.lines().next().unwrap().contains("⚠ deleted: veth-a"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn enter_on_a_hook_lists_what_is_registered_its_chains_and_the_rules_that_dropped() {
+    use crate::model::{ChainOrder, EstablishedAccept, Registered, RuleDrops};
+    let mut snap = fixture();
+    let fwd = &mut snap.netfilter.get_mut("ipv4").unwrap().forward;
+    let reg = |priority, owner: &str, table: Option<&str>, chain: Option<&str>| Registered {
+        priority,
+        owner: owner.into(),
+        family: table.map(|_| "inet".into()),
+        table: table.map(Into::into),
+        chain: chain.map(Into::into),
+        function: None,
+    };
+    fwd.registered = vec![
+        reg(-2_147_483_647, "netpost", None, Some("netpost_nf_head")),
+        reg(0, "nftables", Some("lab"), Some("forward")),
+        reg(2_147_483_646, "netpost", None, Some("netpost_nf_tail")),
+    ];
+    fwd.chains = vec![ChainOrder {
+        backend: "nft",
+        family: "inet",
+        table: "lab".into(),
+        chain: "forward".into(),
+        priority: 0,
+        rules: 62,
+        established_accept: Some(EstablishedAccept {
+            position: 61,
+            handle_or_index: 65,
+        }),
+    }];
+    fwd.rules = vec![RuleDrops {
+        backend: "nft",
+        family: "inet",
+        table: "lab".into(),
+        chain: "forward".into(),
+        handle_or_index: Some(7),
+        rule: "udp dport 7600 counter drop".into(),
+        verdict: "drop",
+        packets: Some(480),
+        per_s: Some(24.0),
+        shared_packets: 0,
+        note: None,
+    }];
+    fwd.attributed_drops = Some(480);
+    fwd.unattributed_drops = Some(20);
+    let mut app = app_with(snap);
+    app.apply(Action::View(4));
+    app.apply(Action::Scroll(2));
+    app.apply(Action::Open);
+    assert!(app.details());
+    let screen = text(&render(&app, Theme::plain(), 250, 50));
+    for want in [
+        "registered here, by priority:",
+        "first  netpost netpost_nf_head",
+        "0  inet lab forward (nftables)",
+        "last  netpost netpost_nf_tail",
+        "nft inet lab forward (62 rules)  ESTABLISHED,RELATED accept at rule 61: 60 rules before it",
+        "rules that dropped here:",
+        "dropped 500 = by rules 480 + unattributed 20",
+        "nft inet lab forward handle 7  udp dport 7600 counter drop",
+    ] {
+        assert!(screen.contains(want), "{want:?} missing:\n{screen}");
+    }
+    // A hook without rules says so rather than showing nothing.
+    app.apply(Action::Back);
+    app.apply(Action::ScrollTop);
+    app.apply(Action::Open);
+    let screen = text(&render(&app, Theme::plain(), 250, 50));
+    assert!(
+        screen.contains("not read (the rules probe is off)"),
+        "{screen}"
+    );
+}
+
+fn with_findings() -> Snapshot {
+    use crate::doctor::{Diagnosis, Severity};
+    let mut snap = fixture();
+    snap.ts_ms = 1_000_000;
+    let evidence = |pairs: &[(&str, serde_json::Value)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect::<serde_json::Map<_, _>>()
+    };
+    snap.diagnoses = vec![
+        Diagnosis {
+            id: "forwarding-disabled",
+            severity: Severity::Critical,
+            since: 990_000,
+            summary: "25/s packets for other hosts are dropped: net.ipv4.ip_forward is 0".into(),
+            evidence: evidence(&[("window_s", 10.0.into()), ("dropped", 250.into())]),
+            fix: "ip netns exec demo-b sysctl -w net.ipv4.ip_forward=1".into(),
+            note: Some("this host is asked to route".into()),
+        },
+        Diagnosis {
+            id: "closed-port",
+            severity: Severity::Info,
+            since: 995_000,
+            summary: "7/s packets to ports nobody listens on (udp 9)".into(),
+            evidence: evidence(&[("window_s", 10.0.into())]),
+            fix: "ip netns exec demo-b ss -lunp 'sport = :9'".into(),
+            note: None,
+        },
+    ];
+    snap
+}
+
+#[test]
+fn findings_put_the_doctor_panel_first_with_each_summary_and_fix() {
+    let app = app_with(with_findings());
+    let screen = text(&render(&app, Theme::plain(), 120, 40));
+    let doctor = screen
+        .lines()
+        .position(|l| l.contains("doctor · 2 findings"))
+        .unwrap_or_else(|| panic!("no doctor panel:\n{screen}"));
+    let netfilter = screen
+        .lines()
+        .position(|l| l.contains("netfilter (whole"))
+        .unwrap();
+    assert!(doctor < netfilter, "the doctor comes first:\n{screen}");
+    for want in [
+        "✗ forwarding-disabled 25/s packets for other hosts are dropped",
+        "fix: ip netns exec demo-b sysctl -w net.ipv4.ip_forward=1",
+        "i closed-port 7/s packets to ports nobody listens on",
+        "doctor: 2 findings (9)",
+    ] {
+        assert!(screen.contains(want), "{want:?} missing:\n{screen}");
+    }
+    // The mission panels stay on a 120x40 screen.
+    let areas = ui::overview_areas(Rect::new(0, 0, 120, 40), &app);
+    for p in [
+        Panel::Path,
+        Panel::Netfilter,
+        Panel::Conntrack,
+        Panel::Drops,
+    ] {
+        assert!(areas.shows(p), "{p:?} hidden: {:?}", areas.hidden);
+    }
+    // Healthy: no panel, a tick in the header.
+    let healthy = text(&render(&app_with(fixture()), Theme::plain(), 120, 40));
+    assert!(
+        !healthy.contains("doctor ·") && healthy.contains("doctor ✓"),
+        "{healthy}"
+    );
+}
+
+#[test]
+fn view_9_shows_the_evidence_and_notes() {
+    let mut app = app_with(with_findings());
+    app.apply(Action::View(9));
+    assert_eq!(app.view(), View::Full(Panel::Doctor));
+    let screen = text(&render(&app, Theme::plain(), 120, 40));
+    for want in [
+        "[9 doctor]",
+        "critical · for 10 s · evidence over the last 10.0 s:",
+        "dropped: 250",
+        "this host is asked to route",
+        "fix: ip netns exec demo-b ss -lunp 'sport = :9'",
+    ] {
+        assert!(screen.contains(want), "{want:?} missing:\n{screen}");
+    }
+}
+#[test]
+fn reattached_interfaces_and_the_cap_show_in_the_header() {
+    let mut snap = fixture();
+    let name = snap.interfaces.keys().next().unwrap().clone();
+    let iface = snap.interfaces.get_mut(&name).unwrap();
+    iface.status = crate::model::IfaceStatus::Reattached;
+    iface.reattached = 2;
+    snap.interfaces_over_cap = vec!["veth9".into(), "veth10".into()];
+    let screen = text(&render(&app_with(snap), Theme::plain(), 200, 40));
+    let first = screen.lines().next().unwrap();
+    assert!(
+        first.contains(&format!("↻ re-attached: {name}×2")),
+        "{first}"
+    );
+    assert!(
+        first.contains("⚠ 2 not watched (64-interface cap)"),
+        "{first}"
+    );
 }

@@ -3,7 +3,7 @@
 use netpost_common::{Hook, netfilter::NfHook};
 
 use super::stats::iface_matches;
-use crate::{flows::FlowRow, model::HookStats, model::Snapshot, nf_model::NfHookStats};
+use crate::model::{FlowSummary, HookStats, NfHookStats, ReasonStats, Snapshot};
 
 /// Orders of the interface hook table (`s` cycles).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -39,11 +39,12 @@ impl IfaceSort {
     }
 }
 
-/// Orders of the top-flows table (`s` cycles while it has focus).
+/// Orders of the flows table (`s` cycles while it has focus).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum FlowSort {
     #[default]
     Bytes,
+    Rate,
     Packets,
     Rtt,
     Stage,
@@ -52,7 +53,8 @@ pub enum FlowSort {
 impl FlowSort {
     pub fn next(self) -> FlowSort {
         match self {
-            FlowSort::Bytes => FlowSort::Packets,
+            FlowSort::Bytes => FlowSort::Rate,
+            FlowSort::Rate => FlowSort::Packets,
             FlowSort::Packets => FlowSort::Rtt,
             FlowSort::Rtt => FlowSort::Stage,
             FlowSort::Stage => FlowSort::Bytes,
@@ -62,39 +64,62 @@ impl FlowSort {
     pub fn label(self) -> &'static str {
         match self {
             FlowSort::Bytes => "bytes",
+            FlowSort::Rate => "rate",
             FlowSort::Packets => "packets",
             FlowSort::Rtt => "rtt",
-            FlowSort::Stage => "stage",
+            FlowSort::Stage => "state",
         }
     }
 }
 
-/// The top flows (by bytes and by packets, without repeats) matching `filter` (text in
-/// any column), in `sort` order.
-pub fn flow_rows<'a>(snap: &'a Snapshot, filter: &str, sort: FlowSort) -> Vec<&'a FlowRow> {
-    let mut rows: Vec<&FlowRow> = Vec::new();
-    for r in snap.flows.iter().chain(&snap.flows_by_packets) {
-        let same = |x: &&FlowRow| {
-            x.iface == r.iface && x.src == r.src && x.dst == r.dst && x.proto == r.proto
-        };
-        if !rows.iter().any(same) {
-            rows.push(r);
-        }
-    }
+/// The flows (one row per flow across interfaces) matching `filter` (text in any column,
+/// the interfaces included), in `sort` order, biggest first.
+pub fn flow_rows<'a>(snap: &'a Snapshot, filter: &str, sort: FlowSort) -> Vec<&'a FlowSummary> {
     let needle = filter.to_lowercase();
-    rows.retain(|r| {
-        needle.is_empty()
-            || [&r.iface, &r.src, &r.dst, &r.proto, &r.stage]
-                .iter()
-                .any(|f| f.to_lowercase().contains(&needle))
-    });
+    let mut rows: Vec<&FlowSummary> = snap
+        .flows_merged
+        .iter()
+        .filter(|r| {
+            needle.is_empty()
+                || [&r.src, &r.dst, &r.proto, &r.stage]
+                    .into_iter()
+                    .chain(&r.ifaces)
+                    .any(|f| f.to_lowercase().contains(&needle))
+        })
+        .collect();
     match sort {
         FlowSort::Bytes => rows.sort_by_key(|r| std::cmp::Reverse(r.bytes)),
+        FlowSort::Rate => rows.sort_by(|a, b| b.bps.total_cmp(&a.bps)),
         FlowSort::Packets => rows.sort_by_key(|r| std::cmp::Reverse(r.packets)),
         FlowSort::Rtt => rows.sort_by_key(|r| std::cmp::Reverse(r.rtt_us)),
         FlowSort::Stage => rows.sort_by(|a, b| a.stage.cmp(&b.stage).then(b.bytes.cmp(&a.bytes))),
     }
     rows
+}
+
+/// A row of the drop reasons: routine ones (noise every host has) come last.
+pub struct DropRow<'a> {
+    pub reason: &'a str,
+    pub stats: &'a ReasonStats,
+    /// Why these drops are routine, when they are.
+    pub routine: Option<&'static str>,
+}
+
+/// Drop reasons ranked by rate, then total, routine ones after the others.
+pub fn drop_rows(snap: &Snapshot) -> Vec<DropRow<'_>> {
+    snap.drops
+        .as_ref()
+        .map(|d| {
+            d.ranked()
+                .into_iter()
+                .map(|(reason, stats)| DropRow {
+                    reason,
+                    stats,
+                    routine: stats.routine(reason),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Orders of the netfilter table (`s` cycles while it has focus).
@@ -204,30 +229,31 @@ pub fn nf_rows(snap: &Snapshot, sort: NfSort) -> Vec<NfRow<'_>> {
 mod flow_tests {
     use super::*;
 
-    fn row(src: &str, bytes: u64, packets: u64, rtt: Option<u32>, stage: &str) -> FlowRow {
-        FlowRow {
-            iface: "veth0".into(),
+    fn row(src: &str, bytes: u64, packets: u64, rtt: Option<u32>, stage: &str) -> FlowSummary {
+        FlowSummary {
+            ifaces: vec!["veth0".into(), "veth1".into()],
             src: src.into(),
             dst: "10.0.0.2:80".into(),
             proto: "tcp".into(),
             stage: stage.into(),
             packets,
             bytes,
+            bps: packets as f64,
             rtt_us: rtt,
             ..Default::default()
         }
     }
 
     #[test]
-    fn flows_merge_both_rankings_filter_and_sort() {
-        let a = row("10.0.0.1:1", 900, 5, Some(30), "established");
-        let b = row("10.0.0.1:2", 100, 50, None, "syn_sent");
+    fn flows_filter_and_sort() {
         let snap = Snapshot {
-            flows: vec![a.clone(), b.clone()],
-            flows_by_packets: vec![b.clone(), a.clone()],
+            flows_merged: vec![
+                row("10.0.0.1:1", 900, 5, Some(30), "established"),
+                row("10.0.0.1:2", 100, 50, None, "syn_sent"),
+            ],
             ..Default::default()
         };
-        let srcs = |rows: Vec<&FlowRow>| rows.iter().map(|r| r.src.clone()).collect::<Vec<_>>();
+        let srcs = |rows: Vec<&FlowSummary>| rows.iter().map(|r| r.src.clone()).collect::<Vec<_>>();
         assert_eq!(
             srcs(flow_rows(&snap, "", FlowSort::Bytes)),
             ["10.0.0.1:1", "10.0.0.1:2"]
@@ -236,10 +262,16 @@ mod flow_tests {
             srcs(flow_rows(&snap, "", FlowSort::Packets)),
             ["10.0.0.1:2", "10.0.0.1:1"]
         );
+        assert_eq!(srcs(flow_rows(&snap, "", FlowSort::Rate))[0], "10.0.0.1:2");
         assert_eq!(srcs(flow_rows(&snap, "", FlowSort::Rtt))[0], "10.0.0.1:1");
         assert_eq!(
             srcs(flow_rows(&snap, "syn", FlowSort::Bytes)),
             ["10.0.0.1:2"]
+        );
+        assert_eq!(
+            flow_rows(&snap, "veth1", FlowSort::Bytes).len(),
+            2,
+            "interfaces match"
         );
         assert_eq!(FlowSort::Stage.next(), FlowSort::Bytes);
     }
@@ -248,7 +280,7 @@ mod flow_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{model::IfaceStats, nf_model::NfFamilyStats};
+    use crate::model::{IfaceStats, NfFamilyStats};
 
     fn snap() -> Snapshot {
         let mut a = IfaceStats::default();

@@ -3,7 +3,7 @@
 //! the linked families) and the route most packets take.
 use netpost_common::{Hook, netfilter::NfHook};
 
-use crate::model::Snapshot;
+use crate::model::{AttachInfo, Snapshot};
 
 /// A box of the diagram, in packet-path order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -170,9 +170,23 @@ pub fn path_stats(snap: &Snapshot, filter: &str) -> PathStats {
         .iter()
         .filter(|(name, _)| iface_matches(name, filter))
         .collect();
-    let xdp_on = ifaces
-        .iter()
-        .any(|(name, _)| snap.attached.get(*name).is_none_or(|a| a.xdp_mode != "off"));
+    // Why a hook is counted on none of the shown interfaces: turned off, or unavailable.
+    let not_counted = |mode: fn(&AttachInfo) -> (&str, &str)| -> Option<&'static str> {
+        let infos: Vec<(&str, &str)> = ifaces
+            .iter()
+            .map(|(name, _)| snap.attached.get(*name).map_or(("", ""), mode))
+            .collect();
+        if infos.iter().any(|(mode, _)| *mode != "off") {
+            return None;
+        }
+        Some(if infos.iter().any(|(_, s)| s.starts_with("unavailable")) {
+            "unavailable"
+        } else {
+            "off"
+        })
+    };
+    let xdp_off = not_counted(|a| (&a.xdp_mode, &a.xdp_status));
+    let tc_off = not_counted(|a| (&a.tc_mode, &a.tc_status));
     let netfilter_linked = !snap.netfilter.is_empty();
     let stages = Stage::ALL.map(|stage| {
         if let Some(hook) = stage.nf_hook() {
@@ -193,11 +207,14 @@ pub fn path_stats(snap: &Snapshot, filter: &str) -> PathStats {
             return StageView::NotCounted("filtered");
         }
         let hook = match stage {
-            Stage::Xdp if !xdp_on => return StageView::NotCounted("off"),
             Stage::Xdp => Hook::Xdp,
             Stage::TcIn => Hook::TcIngress,
             _ => Hook::TcEgress,
         };
+        let off = if hook == Hook::Xdp { xdp_off } else { tc_off };
+        if let Some(why) = off {
+            return StageView::NotCounted(why);
+        }
         let mut s = StageStats {
             bps: Some(0.0),
             ..Default::default()
@@ -242,10 +259,7 @@ pub fn path_stats(snap: &Snapshot, filter: &str) -> PathStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        model::{AttachInfo, IfaceStats},
-        nf_model::NfFamilyStats,
-    };
+    use crate::model::{IfaceStats, NfFamilyStats};
 
     fn snap() -> Snapshot {
         let mut a = IfaceStats::default();

@@ -28,6 +28,11 @@ impl Guard {
         self.child.as_ref().map_or(0, Child::id)
     }
 
+    /// The child's stderr, when it was spawned with `Stdio::piped()`.
+    pub fn take_stderr(&mut self) -> Option<std::process::ChildStderr> {
+        self.child.as_mut()?.stderr.take()
+    }
+
     /// Exited already? (reaps it if so)
     pub fn exited(&mut self) -> Option<ExitStatus> {
         self.child.as_mut()?.try_wait().ok().flatten()
@@ -103,6 +108,7 @@ pub fn wait_for_text(
         if Instant::now() > deadline {
             bail!("no '{needle}' within {timeout:?}: {}", text.trim());
         }
-        std::thread::sleep(Duration::from_millis(50));
+        // Often: netpost's start-up is timed by this wait.
+        std::thread::sleep(Duration::from_millis(10));
     }
 }

@@ -1,24 +1,44 @@
-//! End-to-end overhead: the same traffic through the veth pair without netpost and with it,
-//! alternating (baseline, set, baseline, next set...) so a noisy machine's drift hits both
-//! sides alike; the order of the sets flips every round.
+//! End-to-end overhead: the same traffic through the network without netpost and with it,
+//! interleaved (baseline, set, baseline, next set...) so a noisy machine's drift hits both
+//! sides alike; the order of the sets flips every round. Every set gets one pair per round.
 use anyhow::Context as _;
 
-use super::netns::Pair;
+use super::netns::Net;
 use super::netpost::Headless;
 use super::traffic::{self, UdpRate};
 use super::{Config, Paths, signal};
 
 pub const BASELINE: &str = "baseline";
 
-/// Which programs a run attaches. netpost always attaches tc (so there is no XDP-only set)
-/// and its tracepoint programs (kfree_skb for drops, fib_table_lookup for routes).
+/// One way of running netpost: a profile, or a hook set (which programs it attaches).
+/// netpost always attaches tc (so there is no XDP-only set) and its tracepoint programs.
 pub struct HookSet {
     pub name: &'static str,
     pub flags: &'static [&'static str],
     pub means: &'static str,
 }
 
-pub const SETS: [HookSet; 4] = [
+/// The set the targets are checked on: netpost with its default flags.
+pub const ALL: &str = "all";
+/// The profile the defaults run (`--profile` unset), whose figures are `all`'s.
+pub const DEFAULT_PROFILE: &str = "standard";
+
+pub const SETS: [HookSet; 6] = [
+    HookSet {
+        name: ALL,
+        flags: &[],
+        means: "everything the defaults attach (profile standard): XDP + tc + netfilter + tracepoints",
+    },
+    HookSet {
+        name: "counters",
+        flags: &["--profile", "counters"],
+        means: "profile counters: per-hook counts, netfilter verdicts, drop reasons",
+    },
+    HookSet {
+        name: "full",
+        flags: &["--profile", "full"],
+        means: "profile full: everything, per-lookup routing decisions included",
+    },
     HookSet {
         name: "tc",
         flags: &["--xdp-mode", "off", "--no-netfilter"],
@@ -27,22 +47,25 @@ pub const SETS: [HookSet; 4] = [
     HookSet {
         name: "xdp+tc",
         flags: &["--no-netfilter"],
-        means: "XDP (generic, netpost's choice on veth) + tc",
+        means: "XDP (netpost's choice of mode on veth) + tc",
     },
     HookSet {
         name: "tc+netfilter",
         flags: &["--xdp-mode", "off"],
         means: "tc + netfilter head/tail programs at all five IPv4 and IPv6 hooks",
     },
-    HookSet {
-        name: "all",
-        flags: &[],
-        means: "everything (default flags): XDP + tc + netfilter",
-    },
 ];
 
-/// The set the targets are checked on.
-pub const ALL: &str = "all";
+/// The profiles, each with the set that runs it.
+pub const PROFILES: [(&str, &str); 3] = [
+    ("counters", "counters"),
+    (DEFAULT_PROFILE, ALL),
+    ("full", "full"),
+];
+
+pub fn set(name: &str) -> Option<&'static HookSet> {
+    SETS.iter().find(|s| s.name == name)
+}
 
 pub struct Sample {
     pub set: &'static str,
@@ -50,27 +73,34 @@ pub struct Sample {
     pub udp: UdpRate,
 }
 
-pub fn run(cfg: &Config, paths: &Paths, pair: &Pair) -> anyhow::Result<Vec<Sample>> {
-    let _server = traffic::IperfServer::start(pair, &paths.logs)?;
+/// `cfg.rounds` rounds over `sets` through `net`; the samples in the order they ran.
+pub fn run(
+    cfg: &Config,
+    paths: &Paths,
+    net: &Net,
+    sets: &[&'static HookSet],
+) -> anyhow::Result<Vec<Sample>> {
+    let _server = traffic::IperfServer::start(net, &paths.logs)?;
     let mut samples = Vec::new();
     for round in 0..cfg.rounds {
-        let order: Vec<&HookSet> = if round % 2 == 0 {
-            SETS.iter().collect()
-        } else {
-            SETS.iter().rev().collect()
-        };
+        let mut order = sets.to_vec();
+        if round % 2 == 1 {
+            order.reverse();
+        }
         for set in order {
             for which in [None, Some(set)] {
                 signal::check()?;
-                let sample = measure(cfg, paths, pair, which).with_context(|| {
+                let sample = measure(cfg, paths, net, which).with_context(|| {
                     format!(
-                        "round {}, {}",
+                        "{} round {}, {}",
+                        net.kind,
                         round + 1,
                         which.map_or(BASELINE, |s| s.name)
                     )
                 })?;
                 eprintln!(
-                    "bench: round {}/{} {:<13} TCP {:6.2} Gbit/s   UDP 64 B {:7.0}k pkt/s received ({:.0}k sent)",
+                    "bench: {} round {}/{} {:<13} TCP {:6.2} Gbit/s   UDP 64 B {:7.0}k pkt/s received ({:.0}k sent)",
+                    net.kind,
                     round + 1,
                     cfg.rounds,
                     sample.set,
@@ -88,14 +118,14 @@ pub fn run(cfg: &Config, paths: &Paths, pair: &Pair) -> anyhow::Result<Vec<Sampl
 fn measure(
     cfg: &Config,
     paths: &Paths,
-    pair: &Pair,
+    net: &Net,
     set: Option<&HookSet>,
 ) -> anyhow::Result<Sample> {
     let netpost = set
-        .map(|s| Headless::start(&paths.netpost, pair, s.flags, &paths.logs))
+        .map(|s| Headless::start(&paths.netpost, net, s.flags, &paths.logs))
         .transpose()?;
-    let tcp_bps = traffic::tcp_bps(pair, cfg.secs)?;
-    let udp = traffic::udp_rate(pair, &paths.bench, &paths.logs, cfg.secs)?;
+    let tcp_bps = traffic::tcp_bps(net, cfg.secs)?;
+    let udp = traffic::udp_rate(net, &paths.bench, &paths.logs, f64::from(cfg.secs))?;
     if let Some(netpost) = netpost {
         netpost.stop()?;
     }

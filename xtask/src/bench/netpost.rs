@@ -7,24 +7,23 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 use super::child::{self, Guard};
-use super::netns::Pair;
-use super::signal;
+use super::netns::Net;
 
-const ATTACHED: &str = "netpost: watching";
+/// What netpost prints on stderr once counting has started.
+pub const ATTACHED: &str = "netpost: watching";
 const ATTACH_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn args(pair: &Pair, flags: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = vec![
-        "--netns".into(),
-        pair.rx_ns.clone(),
-        "-i".into(),
-        pair.rx_if.clone(),
-    ];
+/// `--netns NS -i IF...` for the interfaces `net` watches, then `flags`.
+pub fn args(net: &Net, flags: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = vec!["--netns".into(), net.watch_ns.clone()];
+    for dev in &net.watch_ifs {
+        v.extend(["-i".into(), dev.clone()]);
+    }
     v.extend(flags.iter().map(|f| f.to_string()));
     v
 }
 
-/// netpost with `--no-tui`, watching the receiving veth.
+/// netpost with `--no-tui`, watching the interfaces of `net`.
 pub struct Headless {
     guard: Guard,
     log: PathBuf,
@@ -32,10 +31,10 @@ pub struct Headless {
 
 impl Headless {
     /// Returns once every hook is attached.
-    pub fn start(bin: &Path, pair: &Pair, flags: &[&str], logs: &Path) -> anyhow::Result<Headless> {
+    pub fn start(bin: &Path, net: &Net, flags: &[&str], logs: &Path) -> anyhow::Result<Headless> {
         let log = logs.join("netpost.log");
         let mut cmd = Command::new(bin);
-        cmd.args(args(pair, flags))
+        cmd.args(args(net, flags))
             .arg("--no-tui")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -92,11 +91,16 @@ fn tmux(socket: &str, args: &[&str]) -> anyhow::Result<String> {
 }
 
 impl InTmux {
-    pub fn start(bin: &Path, pair: &Pair) -> anyhow::Result<InTmux> {
+    pub fn start(bin: &Path, net: &Net, logs: &Path) -> anyhow::Result<InTmux> {
         let socket = format!("npbench-{}", std::process::id());
+        // netpost's startup lines go to a log (the dashboard owns the terminal), where the
+        // "watching" line says when counting started.
+        let log = logs.join("netpost-tui.log");
+        std::fs::write(&log, "")?;
         // `exec`, so the pane's process is netpost itself.
         let line = std::iter::once(format!("exec {}", bin.display()))
-            .chain(args(pair, &[]))
+            .chain(args(net, &[]))
+            .chain([format!("2>{}", log.display())])
             .collect::<Vec<_>>()
             .join(" ");
         tmux(
@@ -131,17 +135,16 @@ impl InTmux {
         let (pid, path) = info.trim().split_once(' ').context("tmux pane pid")?;
         me.socket_path = Some(PathBuf::from(path));
         me.pid = pid.parse().context("tmux pane pid")?;
-        // The dashboard takes over the screen, so netpost's stderr line may never show: ask
-        // the kernel instead whether XDP (attached after tc) is on the device.
-        let deadline = Instant::now() + ATTACH_TIMEOUT;
-        while !xdp_attached(pair) {
-            signal::check()?;
-            if !me.is_netpost() || Instant::now() > deadline {
-                let screen =
-                    tmux(&me.socket, &["capture-pane", "-p", "-t", "netpost"]).unwrap_or_default();
-                bail!("netpost in tmux did not attach: {}", screen.trim());
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        let attached = child::wait_for_text(&log, ATTACHED, ATTACH_TIMEOUT, || me.is_netpost());
+        if let Err(e) = attached {
+            let screen =
+                tmux(&me.socket, &["capture-pane", "-p", "-t", "netpost"]).unwrap_or_default();
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            bail!(
+                "netpost in tmux did not attach ({e:#}): {} {}",
+                log.trim(),
+                screen.trim()
+            );
         }
         Ok(me)
     }
@@ -172,11 +175,4 @@ impl Drop for InTmux {
             let _ = std::fs::remove_file(path);
         }
     }
-}
-
-fn xdp_attached(pair: &Pair) -> bool {
-    Command::new("ip")
-        .args(["-n", &pair.rx_ns, "link", "show", "dev", &pair.rx_if])
-        .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains(" xdp"))
 }

@@ -1,5 +1,5 @@
-//! The only statistics the report uses: medians (robust to the outliers a noisy VM produces)
-//! and ratios of medians.
+//! The only statistics the report uses: medians and quartiles (robust to the outliers a noisy
+//! VM produces) and ratios.
 
 /// The median; the mean of the middle two for an even count. None for no samples.
 pub fn median(samples: &[f64]) -> Option<f64> {
@@ -14,6 +14,25 @@ pub fn median(samples: &[f64]) -> Option<f64> {
     } else {
         (sorted[mid - 1] + sorted[mid]) / 2.0
     })
+}
+
+/// The `q` quantile (0 <= q <= 1) by linear interpolation between the closest ranks (numpy's
+/// default), so with five samples the quartiles are the 2nd and 4th smallest. None for no
+/// samples.
+pub fn quantile(samples: &[f64], q: f64) -> Option<f64> {
+    let mut sorted: Vec<f64> = samples.iter().copied().filter(|v| v.is_finite()).collect();
+    if sorted.is_empty() {
+        return None;
+    }
+    sorted.sort_by(f64::total_cmp);
+    let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    Some(sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64))
+}
+
+/// The interquartile range `[q1, q3]`: where the middle half of the samples fall.
+pub fn iqr(samples: &[f64]) -> Option<(f64, f64)> {
+    Some((quantile(samples, 0.25)?, quantile(samples, 0.75)?))
 }
 
 /// `with / without`; None when either is missing or the baseline is not positive.
@@ -89,6 +108,26 @@ mod tests {
             [0.5],
             "unpaired samples are dropped"
         );
+    }
+
+    #[test]
+    fn quartiles_interpolate_between_ranks() {
+        let five = [5.0, 1.0, 4.0, 2.0, 3.0];
+        assert_eq!(iqr(&five), Some((2.0, 4.0)));
+        assert_eq!(quantile(&five, 0.5), median(&five));
+        assert_eq!(quantile(&five, 0.0), Some(1.0));
+        assert_eq!(quantile(&five, 1.0), Some(5.0));
+        // Four samples: q1 three quarters of the way from the 1st to the 2nd (as numpy).
+        assert_eq!(iqr(&[1.0, 2.0, 3.0, 4.0]), Some((1.75, 3.25)));
+        assert_eq!(iqr(&[7.0]), Some((7.0, 7.0)));
+        assert_eq!(iqr(&[f64::NAN]), None);
+        assert_eq!(iqr(&[]), None);
+    }
+
+    #[test]
+    fn the_iqr_ignores_the_outer_quarters() {
+        let (q1, q3) = iqr(&[0.1, 0.9, 0.91, 0.92, 5.0]).unwrap();
+        assert_eq!((q1, q3), (0.9, 0.92));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Traffic through the veth pair: iperf3 for TCP throughput, netpost-bench's sendmmsg
+//! Traffic through the bench's network: iperf3 for TCP throughput, netpost-bench's sendmmsg
 //! generator and recvmmsg sink for the small-packet rate. Senders run in the tx namespace on
 //! CPU 0, receivers in the rx namespace on CPU 1, so the two ends do not compete by chance.
 use std::path::{Path, PathBuf};
@@ -9,7 +9,7 @@ use anyhow::{Context as _, bail};
 use serde_json::Value;
 
 use super::child::{self, Guard};
-use super::netns::Pair;
+use super::netns::Net;
 
 const IPERF_PORT: u16 = 5201;
 const UDP_PORT: u16 = 9000;
@@ -40,10 +40,10 @@ pub struct IperfServer {
 }
 
 impl IperfServer {
-    pub fn start(pair: &Pair, logs: &Path) -> anyhow::Result<IperfServer> {
+    pub fn start(net: &Net, logs: &Path) -> anyhow::Result<IperfServer> {
         let log_path = logs.join("iperf3-server.log");
         let log = std::fs::File::create(&log_path)?;
-        let mut cmd = in_ns(&pair.rx_ns, Path::new("iperf3"));
+        let mut cmd = in_ns(&net.rx_ns, Path::new("iperf3"));
         cmd.args(["-s", "--forceflush", "-p", &IPERF_PORT.to_string()])
             .stdout(log.try_clone()?)
             .stderr(log);
@@ -60,9 +60,9 @@ impl IperfServer {
 }
 
 /// TCP bits per second received over `secs` (iperf3's own receiver-side figure).
-pub fn tcp_bps(pair: &Pair, secs: u32) -> anyhow::Result<f64> {
-    let mut cmd = in_ns(&pair.tx_ns, Path::new("iperf3"));
-    cmd.args(["-c", pair.rx_ip, "-p", &IPERF_PORT.to_string(), "-J"])
+pub fn tcp_bps(net: &Net, secs: u32) -> anyhow::Result<f64> {
+    let mut cmd = in_ns(&net.tx_ns, Path::new("iperf3"));
+    cmd.args(["-c", net.rx_ip, "-p", &IPERF_PORT.to_string(), "-J"])
         .args(["-t", &secs.to_string()]);
     if pinned() {
         cmd.args(["-A", "0,1"]);
@@ -92,6 +92,16 @@ fn iperf_error(json: &str) -> Option<String> {
     v["error"].as_str().map(str::to_owned)
 }
 
+/// Flows in the small-packet load: the "10,000 flows" (one socket, so one source
+/// port, each).
+pub const FLOWS: u32 = 10_000;
+
+/// How long the sink waits after the last datagram before it reports: short where a
+/// measurement waits for it, long under a background load, which pauses while netpost
+/// attaches (a sink gone would turn the load into ICMP errors and drops).
+const SINK_IDLE_MS: u32 = 100;
+const LOAD_SINK_IDLE_MS: u32 = 30_000;
+
 /// One small-packet run: datagrams per second sent and received.
 #[derive(Clone, Copy, Debug)]
 pub struct UdpRate {
@@ -99,12 +109,12 @@ pub struct UdpRate {
     pub received_pps: f64,
 }
 
-/// Runs the sink in rx and the generator in tx for `secs`.
-pub fn udp_rate(pair: &Pair, bench: &Path, logs: &Path, secs: u32) -> anyhow::Result<UdpRate> {
-    let (sink, sink_err) = start_sink(pair, bench, logs, f64::from(secs) + 10.0)?;
-    let sent = generate(pair, bench, secs)?;
+/// Runs the sink in rx and the generator (`FLOWS` flows) in tx for `secs`.
+pub fn udp_rate(net: &Net, bench: &Path, logs: &Path, secs: f64) -> anyhow::Result<UdpRate> {
+    let (sink, sink_err) = start_sink(net, bench, logs, secs + 10.0, SINK_IDLE_MS)?;
+    let sent = generate(net, bench, secs)?;
     let out = sink
-        .wait(Duration::from_secs(u64::from(secs) + 20))
+        .wait(Duration::from_secs_f64(secs + 20.0))
         .context("udp sink")?;
     let received: Value = serde_json::from_slice(&out.stdout).with_context(|| {
         format!(
@@ -124,16 +134,18 @@ pub fn udp_rate(pair: &Pair, bench: &Path, logs: &Path, secs: u32) -> anyhow::Re
 
 /// The sink, once it is bound; its stderr goes to a log.
 fn start_sink(
-    pair: &Pair,
+    net: &Net,
     bench: &Path,
     logs: &Path,
     max_secs: f64,
+    idle_ms: u32,
 ) -> anyhow::Result<(Guard, PathBuf)> {
     let err_path = logs.join("udp-sink.log");
-    let mut cmd = in_ns(&pair.rx_ns, bench);
+    let mut cmd = in_ns(&net.rx_ns, bench);
     cmd.args(["sink", "--bind", &format!("0.0.0.0:{UDP_PORT}")])
         .args(cpu_args("1"))
         .args(["--max-secs", &max_secs.to_string()])
+        .args(["--idle-ms", &idle_ms.to_string()])
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&err_path)?);
     let mut sink = Guard::spawn("udp sink", &mut cmd)?;
@@ -144,15 +156,16 @@ fn start_sink(
     Ok((sink, err_path))
 }
 
-fn generate(pair: &Pair, bench: &Path, secs: u32) -> anyhow::Result<Value> {
-    let mut cmd = in_ns(&pair.tx_ns, bench);
-    cmd.args(["gen", "--dst", &format!("{}:{UDP_PORT}", pair.rx_ip)])
+fn generate(net: &Net, bench: &Path, secs: f64) -> anyhow::Result<Value> {
+    let mut cmd = in_ns(&net.tx_ns, bench);
+    cmd.args(["gen", "--dst", &format!("{}:{UDP_PORT}", net.rx_ip)])
         .args(cpu_args("0"))
         .args(["--secs", &secs.to_string()])
+        .args(["--flows", &FLOWS.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let out =
-        Guard::spawn("udp generator", &mut cmd)?.wait(Duration::from_secs(u64::from(secs) + 20))?;
+        Guard::spawn("udp generator", &mut cmd)?.wait(Duration::from_secs_f64(secs + 20.0))?;
     if !out.status.success() {
         bail!(
             "udp generator failed: {}",
@@ -162,27 +175,21 @@ fn generate(pair: &Pair, bench: &Path, secs: u32) -> anyhow::Result<Value> {
     serde_json::from_slice(&out.stdout).context("udp generator printed no result")
 }
 
-/// Background small-packet load for the userspace-cost runs, from `flows` sockets (that many
-/// flows): sink and generator, both stopped by their guards.
+/// Background small-packet load (`FLOWS` flows) for the userspace-cost and in-path runs:
+/// sink and generator, both stopped by their guards (at the latest after `secs`).
 pub struct Load {
     _sink: Guard,
     _gen: Guard,
 }
 
 impl Load {
-    pub fn start(
-        pair: &Pair,
-        bench: &Path,
-        logs: &Path,
-        secs: u32,
-        flows: u32,
-    ) -> anyhow::Result<Load> {
-        let (sink, _) = start_sink(pair, bench, logs, f64::from(secs) + 10.0)?;
-        let mut cmd = in_ns(&pair.tx_ns, bench);
-        cmd.args(["gen", "--dst", &format!("{}:{UDP_PORT}", pair.rx_ip)])
+    pub fn start(net: &Net, bench: &Path, logs: &Path, secs: u32) -> anyhow::Result<Load> {
+        let (sink, _) = start_sink(net, bench, logs, f64::from(secs) + 10.0, LOAD_SINK_IDLE_MS)?;
+        let mut cmd = in_ns(&net.tx_ns, bench);
+        cmd.args(["gen", "--dst", &format!("{}:{UDP_PORT}", net.rx_ip)])
             .args(cpu_args("0"))
             .args(["--secs", &secs.to_string()])
-            .args(["--flows", &flows.to_string()])
+            .args(["--flows", &FLOWS.to_string()])
             .stdout(Stdio::null());
         let generator = Guard::spawn("udp generator", &mut cmd)?;
         Ok(Load {

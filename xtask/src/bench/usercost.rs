@@ -8,10 +8,10 @@ use serde_json::Value;
 
 use super::child::Guard;
 
-use super::netns::Pair;
+use super::netns::Net;
 use super::netpost::{Headless, InTmux};
 use super::procstat::{self, Reading};
-use super::traffic::Load;
+use super::traffic::{FLOWS, Load};
 use super::{Paths, signal};
 
 /// One measured run.
@@ -27,9 +27,6 @@ pub struct Run {
     pub hwm_mib: f64,
 }
 
-/// Flows in the userspace-cost load: the issue's "10k active flows".
-pub const FLOWS: u32 = 10_000;
-
 pub struct UserCost {
     pub secs: u32,
     /// Flows generated, and the most netpost's flow table held at once (its `flows_active`,
@@ -41,14 +38,40 @@ pub struct UserCost {
     /// Kernel run-time statistics of netpost's programs during the TUI-off run
     /// (`netpost-bench inpath` output).
     pub inpath: Result<Value, String>,
+    /// TUI off again, with [`RULES`] nf_tables rules in the watched namespace and one of
+    /// them dropping all the time (issue 16: a large ruleset must keep netpost within the
+    /// userspace budget).
+    pub rules: Result<RulesRun, String>,
 }
 
-pub fn measure(paths: &Paths, pair: &Pair, secs: u32) -> anyhow::Result<UserCost> {
+/// Rules in the large-ruleset run: one input chain, all with counters.
+pub const RULES: u32 = 10_000;
+/// The rule that drops: 1% of the small-packet load, so the hook drops all the time (the
+/// case that makes netpost read rule counters).
+const DROPPING_RULE: &str = "udp dport 9000 numgen random mod 100 0 counter packets";
+
+/// The large-ruleset run: netpost's cost, and what it made of the ruleset.
+#[derive(Clone, Debug)]
+pub struct RulesRun {
+    pub run: Run,
+    /// The most rules netpost said the namespace holds (`netfilter_rules.ruleset_rules`).
+    pub ruleset_rules: Option<u64>,
+    /// IPv4 INPUT's `dropped` and `attributed_drops` in netpost's last snapshot.
+    pub dropped: Option<u64>,
+    pub attributed: Option<u64>,
+    /// The dropping rule's own counter at the end (`nft list`).
+    pub rule_counter: Option<u64>,
+    /// `netfilter_rules.read_every_ms` and `read_cpu_us` in the last snapshot.
+    pub read_every_ms: Option<u64>,
+    pub read_cpu_us: Option<u64>,
+}
+
+pub fn measure(paths: &Paths, net: &Net, secs: u32) -> anyhow::Result<UserCost> {
     let json = paths.logs.join("usercost.jsonl");
     let (tui_off, inpath) = {
         let json_arg = json.display().to_string();
-        let netpost = Headless::start(&paths.netpost, pair, &["--json", &json_arg], &paths.logs)?;
-        let (run, inpath) = under_load(paths, pair, netpost.pid(), secs, true)?;
+        let netpost = Headless::start(&paths.netpost, net, &["--json", &json_arg], &paths.logs)?;
+        let (run, inpath) = under_load(paths, net, netpost.pid(), secs, true)?;
         netpost.stop()?;
         (Ok(run), inpath.unwrap_or_else(|| Err("not run".into())))
     };
@@ -57,14 +80,16 @@ pub fn measure(paths: &Paths, pair: &Pair, secs: u32) -> anyhow::Result<UserCost
         .and_then(|text| most_flows_active(&text));
     signal::check()?;
     // Without tmux there is no terminal to draw on; say so rather than fail the bench.
-    let tui_on = match InTmux::start(&paths.netpost, pair) {
-        Ok(netpost) => under_load(paths, pair, netpost.pid(), secs, false)
+    let tui_on = match InTmux::start(&paths.netpost, net, &paths.logs) {
+        Ok(netpost) => under_load(paths, net, netpost.pid(), secs, false)
             .map(|(run, _)| run)
             .map_err(|e| format!("{e:#}")),
         Err(e) => Err(format!(
             "could not run netpost's terminal view in tmux: {e:#}"
         )),
     };
+    signal::check()?;
+    let rules = large_ruleset(paths, net, secs).map_err(|e| format!("{e:#}"));
     Ok(UserCost {
         secs,
         flows: FLOWS,
@@ -72,6 +97,115 @@ pub fn measure(paths: &Paths, pair: &Pair, secs: u32) -> anyhow::Result<UserCost
         tui_off,
         tui_on,
         inpath,
+        rules,
+    })
+}
+
+/// The nf_tables table of the large-ruleset run, deleted on drop.
+struct Ruleset {
+    ns: String,
+}
+
+const TABLE: &str = "npbench_rules";
+
+impl Ruleset {
+    fn install(ns: &str) -> anyhow::Result<Ruleset> {
+        let mut text = format!(
+            "table inet {TABLE} {{\n chain input {{\n  type filter hook input priority 0; policy accept;\n"
+        );
+        // Rules that never match (TEST-NET-2 sources) but are walked for every packet and
+        // listed by every read, like a big real ruleset's.
+        for i in 0..RULES - 1 {
+            text.push_str(&format!(
+                "  ip saddr 198.51.100.{} udp dport {} counter drop\n",
+                1 + i % 250,
+                10_000 + i
+            ));
+        }
+        text.push_str("  udp dport 9000 numgen random mod 100 == 0 counter drop\n }\n}\n");
+        let ruleset = Ruleset { ns: ns.to_owned() };
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns, "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("nft")?;
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .context("nft's stdin")?
+            .write_all(text.as_bytes())?;
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            anyhow::bail!(
+                "nft -f refused the {RULES}-rule table: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(ruleset)
+    }
+
+    /// The dropping rule's counter.
+    fn dropping_packets(&self) -> Option<u64> {
+        let out = Command::new("ip")
+            .args([
+                "netns", "exec", &self.ns, "nft", "list", "table", "inet", TABLE,
+            ])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().find(|l| l.contains(DROPPING_RULE))?;
+        line.split(DROPPING_RULE)
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for Ruleset {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args([
+                "netns", "exec", &self.ns, "nft", "delete", "table", "inet", TABLE,
+            ])
+            .status();
+    }
+}
+
+/// netpost headless under the small-packet load with [`RULES`] rules in the watched
+/// namespace's INPUT, one of them dropping.
+fn large_ruleset(paths: &Paths, net: &Net, secs: u32) -> anyhow::Result<RulesRun> {
+    let ruleset = Ruleset::install(&net.watch_ns)?;
+    let json = paths.logs.join("usercost-rules.jsonl");
+    let json_arg = json.display().to_string();
+    let netpost = Headless::start(&paths.netpost, net, &["--json", &json_arg], &paths.logs)?;
+    let (run, _) = under_load(paths, net, netpost.pid(), secs, false)?;
+    netpost.stop()?;
+    let rule_counter = ruleset.dropping_packets();
+    drop(ruleset);
+    let text = std::fs::read_to_string(&json).with_context(|| json.display().to_string())?;
+    let snaps: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let last = snaps.last();
+    let input = last.map(|s| &s["netfilter"]["ipv4"]["input"]);
+    let rules = last.map(|s| &s["netfilter_rules"]);
+    Ok(RulesRun {
+        run,
+        ruleset_rules: snaps
+            .iter()
+            .filter_map(|s| s["netfilter_rules"]["ruleset_rules"].as_u64())
+            .max(),
+        dropped: input.and_then(|i| i["dropped"].as_u64()),
+        attributed: input.and_then(|i| i["attributed_drops"].as_u64()),
+        rule_counter,
+        read_every_ms: rules.and_then(|r| r["read_every_ms"].as_u64()),
+        read_cpu_us: rules.and_then(|r| r["read_cpu_us"].as_u64()),
     })
 }
 
@@ -79,13 +213,13 @@ pub fn measure(paths: &Paths, pair: &Pair, secs: u32) -> anyhow::Result<UserCost
 /// kernel's run-time statistics of its programs over the same window.
 fn under_load(
     paths: &Paths,
-    pair: &Pair,
+    net: &Net,
     pid: u32,
     secs: u32,
     inpath: bool,
 ) -> anyhow::Result<(Run, Option<Result<Value, String>>)> {
     // A second of warm-up: the first interval and the traffic ramp are not steady state.
-    let _load = Load::start(pair, &paths.bench, &paths.logs, secs + 2, FLOWS)?;
+    let _load = Load::start(net, &paths.bench, &paths.logs, secs + 2)?;
     std::thread::sleep(Duration::from_secs(1));
     let stats = inpath
         .then(|| {

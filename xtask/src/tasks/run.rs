@@ -1,4 +1,6 @@
-//! `cargo xtask run`: builds netpost and replaces xtask with it, as root.
+//! `cargo xtask run`: builds netpost and replaces xtask with it, as root. Without arguments
+//! it runs `netpost demo` (the lab and its router's dashboard: safe on any machine);
+//! `cargo xtask run -- -i eth0` watches eth0 as before.
 
 use std::ffi::OsString;
 
@@ -22,5 +24,26 @@ pub fn run(debug: bool, args: &[OsString]) -> anyhow::Result<()> {
     } else {
         Cmd::new("sudo").arg("-E").arg(netpost)
     };
-    Err(cmd.args(args).exec())
+    Err(cmd.args(netpost_args(args)).exec())
+}
+
+/// What netpost is given: the arguments, or `demo` when there are none.
+fn netpost_args(args: &[OsString]) -> Vec<OsString> {
+    if args.is_empty() {
+        vec!["demo".into()]
+    } else {
+        args.to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_arguments_run_the_demo_and_any_keep_their_meaning() {
+        assert_eq!(netpost_args(&[]), ["demo"]);
+        let watch: Vec<OsString> = ["-i", "eth0"].map(OsString::from).to_vec();
+        assert_eq!(netpost_args(&watch), watch);
+    }
 }

@@ -43,7 +43,8 @@ pub fn test(unit: bool, harness_args: &[OsString]) -> anyhow::Result<()> {
         // for another package's tests.
         Cmd::cargo().args(["build", "-p", "netpost-user"]).run()?;
     }
-    let mut cargo_test = Cmd::cargo().arg("test");
+    // Every binary runs even after one fails, so one CI log names every failing test.
+    let mut cargo_test = Cmd::cargo().args(["test", "--no-fail-fast"]);
     if unit {
         cargo_test = cargo_test.args(UNIT_PACKAGES.iter().flat_map(|package| ["-p", package]));
     }

@@ -36,6 +36,7 @@ pub struct Exporter {
     registry: Registry,
     requests: Family<CodeLabel, Counter>,
     rejected: Counter,
+    evicted: Counter,
 }
 
 impl Exporter {
@@ -55,14 +56,21 @@ impl Exporter {
         let rejected = Counter::default();
         registry.register(
             "netpost_exporter_connections_rejected",
-            "Connections refused because the endpoint already served its maximum of concurrent connections",
+            "Connections refused with 503 because every connection slot was busy producing a response",
             rejected.clone(),
+        );
+        let evicted = Counter::default();
+        registry.register(
+            "netpost_exporter_connections_evicted",
+            "Idle connections closed to make room for a new one when every slot was taken",
+            evicted.clone(),
         );
         registry.register_collector(Box::new(SnapshotCollector::new(latest)));
         Exporter {
             registry,
             requests,
             rejected,
+            evicted,
         }
     }
 
@@ -82,6 +90,10 @@ impl Exporter {
 
     pub fn rejected(&self) {
         self.rejected.inc();
+    }
+
+    pub fn evicted(&self) {
+        self.evicted.inc();
     }
 }
 

@@ -1,190 +1,62 @@
-//! The little HTTP/1.1 the endpoint speaks: parse a request head from a bounded buffer, build
-//! a response. Pure (no I/O) so every malformed input is a unit test. Request bodies are
-//! never read: a request that announces one is answered and the connection closed.
-use super::exporter::Format;
+//! The answer to one request hyper has parsed: `/metrics` in the format the client's
+//! `Accept` asks for, 404 for other paths, 405 for other methods, 413 for a request body
+//! (never read). Pure: a request head in, a response out.
+use http_body_util::Full;
+use hyper::{
+    Method, Request, Response, StatusCode,
+    body::{Body, Bytes},
+    header::{self, HeaderMap, HeaderValue},
+};
 
-/// At most this many header lines (beyond the byte limit, a cheap guard against a head of
-/// thousands of tiny lines).
-const MAX_HEADERS: usize = 64;
+use super::exporter::{Exporter, Format};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
-    Get,
-    Head,
-}
+pub type Answer = Response<Full<Bytes>>;
 
-#[derive(Debug, PartialEq, Eq)]
-pub struct Request {
-    pub method: Method,
-    /// The path, without the query string.
-    pub path: String,
-    pub format: Format,
-    /// The client wants the connection kept for another request (HTTP/1.1 default).
-    pub keep_alive: bool,
-}
-
-/// What the bytes received so far hold.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Parse {
-    /// No end of head yet, and still under the limit.
-    Incomplete,
-    /// A complete head, `usize` bytes long (pipelined bytes after it stay in the buffer).
-    Request(Request, usize),
-    /// An answer to send before closing: 400, 405, 413, 431, 505.
-    Reject(Status),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
-    Ok,
-    BadRequest,
-    NotFound,
-    MethodNotAllowed,
-    RequestTimeout,
-    PayloadTooLarge,
-    HeadersTooLarge,
-    ServiceUnavailable,
-    InternalError,
-    VersionNotSupported,
-}
-
-impl Status {
-    pub fn code(self) -> &'static str {
-        match self {
-            Status::Ok => "200",
-            Status::BadRequest => "400",
-            Status::NotFound => "404",
-            Status::MethodNotAllowed => "405",
-            Status::RequestTimeout => "408",
-            Status::PayloadTooLarge => "413",
-            Status::HeadersTooLarge => "431",
-            Status::ServiceUnavailable => "503",
-            Status::InternalError => "500",
-            Status::VersionNotSupported => "505",
-        }
+/// The response to `request`.
+pub fn answer<B: Body>(request: &Request<B>, exporter: &Exporter) -> Answer {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let mut response = closing(StatusCode::METHOD_NOT_ALLOWED);
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
     }
-
-    fn reason(self) -> &'static str {
-        match self {
-            Status::Ok => "OK",
-            Status::BadRequest => "Bad Request",
-            Status::NotFound => "Not Found",
-            Status::MethodNotAllowed => "Method Not Allowed",
-            Status::RequestTimeout => "Request Timeout",
-            Status::PayloadTooLarge => "Payload Too Large",
-            Status::HeadersTooLarge => "Request Header Fields Too Large",
-            Status::ServiceUnavailable => "Service Unavailable",
-            Status::InternalError => "Internal Server Error",
-            Status::VersionNotSupported => "HTTP Version Not Supported",
-        }
+    if !request.body().is_end_stream() {
+        return closing(StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    let keep_alive = wants_keep_alive(request);
+    if request.uri().path() != "/metrics" {
+        return text(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            Bytes::from_static(b"404 Not Found: metrics are at /metrics\n"),
+            keep_alive,
+        );
+    }
+    let format = format_for(request.headers());
+    match exporter.render(format) {
+        Ok(body) => text(
+            StatusCode::OK,
+            format.content_type(),
+            Bytes::from(body),
+            keep_alive,
+        ),
+        Err(_) => closing(StatusCode::INTERNAL_SERVER_ERROR),
     }
 }
 
-/// Parses the head at the start of `buf`, which holds at most `max_head` bytes.
-pub fn parse(buf: &[u8], max_head: usize) -> Parse {
-    let Some(end) = find_head_end(buf) else {
-        return if buf.len() >= max_head {
-            Parse::Reject(Status::HeadersTooLarge)
-        } else {
-            Parse::Incomplete
-        };
-    };
-    if end > max_head {
-        return Parse::Reject(Status::HeadersTooLarge);
+/// The exposition format the client's `Accept` headers ask for.
+pub fn format_for(headers: &HeaderMap) -> Format {
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(wants_openmetrics);
+    if openmetrics {
+        Format::OpenMetrics
+    } else {
+        Format::Text
     }
-    match parse_head(&buf[..end]) {
-        Ok(req) => Parse::Request(req, end),
-        Err(status) => Parse::Reject(status),
-    }
-}
-
-/// Index just past the blank line ending the head (CRLF CRLF, or bare LF LF as RFC 9112
-/// allows recipients to accept).
-fn find_head_end(buf: &[u8]) -> Option<usize> {
-    (0..buf.len()).find_map(|i| {
-        if buf[i..].starts_with(b"\r\n\r\n") {
-            Some(i + 4)
-        } else if buf[i..].starts_with(b"\n\n") {
-            Some(i + 2)
-        } else {
-            None
-        }
-    })
-}
-
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-fn parse_head(head: &[u8]) -> Result<Request, Status> {
-    let head = std::str::from_utf8(head).map_err(|_| Status::BadRequest)?;
-    let mut lines = head
-        .split('\n')
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
-        .filter(|l| !l.is_empty());
-    let request_line = lines.next().ok_or(Status::BadRequest)?;
-    let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(Status::BadRequest);
-    };
-    if !is_token(method) || !target.starts_with('/') || target.bytes().any(|b| b <= b' ') {
-        return Err(Status::BadRequest);
-    }
-    let mut keep_alive = match version {
-        "HTTP/1.1" => true,
-        "HTTP/1.0" => false,
-        v if v.starts_with("HTTP/") => return Err(Status::VersionNotSupported),
-        _ => return Err(Status::BadRequest),
-    };
-    let mut format = Format::Text;
-    let mut has_body = false;
-    for (n, line) in lines.enumerate() {
-        if n >= MAX_HEADERS {
-            return Err(Status::HeadersTooLarge);
-        }
-        let (name, value) = line.split_once(':').ok_or(Status::BadRequest)?;
-        if !is_token(name) {
-            return Err(Status::BadRequest);
-        }
-        let value = value.trim();
-        match name.to_ascii_lowercase().as_str() {
-            "connection" => {
-                for option in value.split(',').map(str::trim) {
-                    if option.eq_ignore_ascii_case("close") {
-                        keep_alive = false;
-                    } else if option.eq_ignore_ascii_case("keep-alive") {
-                        keep_alive = true;
-                    }
-                }
-            }
-            "content-length" => {
-                let len: u64 = value.parse().map_err(|_| Status::BadRequest)?;
-                has_body |= len > 0;
-            }
-            "transfer-encoding" => has_body = true,
-            "accept" if wants_openmetrics(value) => format = Format::OpenMetrics,
-            _ => {}
-        }
-    }
-    let method = match method {
-        "GET" => Method::Get,
-        "HEAD" => Method::Head,
-        _ => return Err(Status::MethodNotAllowed),
-    };
-    if has_body {
-        return Err(Status::PayloadTooLarge);
-    }
-    let path = target.split_once('?').map_or(target, |(p, _)| p);
-    Ok(Request {
-        method,
-        path: path.to_string(),
-        format,
-        keep_alive,
-    })
 }
 
 /// Whether an Accept header lists OpenMetrics with a non-zero weight.
@@ -199,189 +71,175 @@ fn wants_openmetrics(accept: &str) -> bool {
     })
 }
 
-/// A complete response; `body` is left out (but its length announced) for HEAD.
-pub fn response(
-    status: Status,
-    content_type: &str,
-    body: &[u8],
-    with_body: bool,
-    keep_alive: bool,
-) -> Vec<u8> {
-    let mut out = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{}Connection: {}\r\n\r\n",
-        status.code(),
-        status.reason(),
-        body.len(),
-        if status == Status::MethodNotAllowed {
-            "Allow: GET, HEAD\r\n"
-        } else {
-            ""
-        },
-        if keep_alive { "keep-alive" } else { "close" },
-    )
-    .into_bytes();
-    if with_body {
-        out.extend_from_slice(body);
+/// HTTP/1.1 keeps the connection unless asked to close; HTTP/1.0 closes unless asked to keep
+/// it. hyper decides the same way; this only lets a kept connection say so in the response.
+fn wants_keep_alive<B>(request: &Request<B>) -> bool {
+    let mut keep = request.version() == hyper::Version::HTTP_11;
+    for value in request.headers().get_all(header::CONNECTION) {
+        for option in value.to_str().unwrap_or("").split(',').map(str::trim) {
+            if option.eq_ignore_ascii_case("close") {
+                return false;
+            }
+            keep |= option.eq_ignore_ascii_case("keep-alive");
+        }
     }
-    out
+    keep
 }
 
-/// A short plain-text answer for an error status, closing the connection.
-pub fn error_response(status: Status) -> Vec<u8> {
-    let body = format!("{} {}\n", status.code(), status.reason());
-    response(
+fn text(status: StatusCode, content_type: &'static str, body: Bytes, keep_alive: bool) -> Answer {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        header::CONNECTION,
+        HeaderValue::from_static(if keep_alive { "keep-alive" } else { "close" }),
+    );
+    response
+}
+
+/// A short plain-text answer for an error status; the connection closes after it.
+fn closing(status: StatusCode) -> Answer {
+    text(
         status,
         "text/plain; charset=utf-8",
-        body.as_bytes(),
-        true,
+        Bytes::from(error_text(status)),
         false,
     )
 }
 
+fn error_text(status: StatusCode) -> String {
+    let reason = status.canonical_reason().unwrap_or("");
+    format!("{} {reason}\n", status.as_str())
+}
+
+/// The same answer as raw bytes, for a connection hyper does not (or no longer) serve: 503
+/// to a connection refused at the cap, 408 after the request head's deadline.
+pub fn raw_error(status: StatusCode) -> Vec<u8> {
+    let body = error_text(status);
+    let reason = status.canonical_reason().unwrap_or("");
+    format!(
+        "HTTP/1.1 {} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        status.as_str(),
+        body.len()
+    )
+    .into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use http_body_util::{BodyExt as _, Empty};
+    use tokio::sync::watch;
+
     use super::*;
+    use crate::sink::prometheus::families::tests::sample_snapshot;
 
-    const MAX: usize = 8192;
-
-    fn request(head: &str) -> Request {
-        match parse(head.as_bytes(), MAX) {
-            Parse::Request(r, n) => {
-                assert_eq!(n, head.len());
-                r
-            }
-            other => panic!("{head:?}: {other:?}"),
-        }
+    fn exporter() -> Exporter {
+        let (_tx, rx) = watch::channel(Arc::new(sample_snapshot()));
+        Exporter::new(rx)
     }
 
-    fn reject(head: &[u8]) -> Status {
-        match parse(head, MAX) {
-            Parse::Reject(s) => s,
-            other => panic!("{head:?}: {other:?}"),
+    fn get(uri: &str, headers: &[(&str, &str)]) -> Request<Empty<Bytes>> {
+        let mut b = Request::get(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
         }
+        b.body(Empty::new()).unwrap()
+    }
+
+    fn body(a: Answer) -> String {
+        let bytes = futures::executor::block_on(a.into_body().collect())
+            .unwrap()
+            .to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
     }
 
     #[test]
-    fn a_prometheus_scrape_parses() {
-        let r = request(
-            "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9464\r\nUser-Agent: Prometheus/2.42.0\r\n\
-             Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\n\
-             Accept-Encoding: gzip\r\nX-Prometheus-Scrape-Timeout-Seconds: 1\r\n\r\n",
+    fn a_prometheus_scrape_gets_openmetrics() {
+        let r = get(
+            "/metrics",
+            &[
+                ("Host", "127.0.0.1:9464"),
+                ("User-Agent", "Prometheus/2.42.0"),
+                (
+                    "Accept",
+                    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+                ),
+                ("Accept-Encoding", "gzip"),
+            ],
         );
+        assert_eq!(format_for(r.headers()), Format::OpenMetrics);
+        let a = answer(&r, &exporter());
+        assert_eq!(a.status(), StatusCode::OK);
+        assert_eq!(
+            a.headers()[header::CONTENT_TYPE],
+            Format::OpenMetrics.content_type()
+        );
+        assert_eq!(a.headers()[header::CONNECTION], "keep-alive");
+        assert!(body(a).ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn plain_clients_get_text() {
+        let r = get("/metrics?x=1", &[]);
+        assert_eq!(format_for(r.headers()), Format::Text);
+        let a = answer(&r, &exporter());
+        assert_eq!(a.status(), StatusCode::OK);
+        assert!(body(a).contains("# TYPE netpost_packets_total counter\n"));
+        let zero = get("/", &[("Accept", "application/openmetrics-text;q=0")]);
+        assert_eq!(format_for(zero.headers()), Format::Text);
+        let second = get(
+            "/",
+            &[
+                ("Accept", "text/plain"),
+                ("Accept", "application/openmetrics-text"),
+            ],
+        );
+        assert_eq!(format_for(second.headers()), Format::OpenMetrics);
+    }
+
+    #[test]
+    fn other_paths_methods_and_bodies_are_refused() {
+        let e = exporter();
+        let a = answer(&get("/favicon.ico", &[]), &e);
+        assert_eq!(a.status(), StatusCode::NOT_FOUND);
+        assert_eq!(body(a), "404 Not Found: metrics are at /metrics\n");
+        let post = Request::post("/metrics")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let a = answer(&post, &e);
+        assert_eq!(a.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(a.headers()[header::ALLOW], "GET, HEAD");
+        assert_eq!(a.headers()[header::CONNECTION], "close");
+        let with_body = Request::get("/metrics")
+            .body(Full::new(Bytes::from_static(b"abc")))
+            .unwrap();
+        let a = answer(&with_body, &e);
+        assert_eq!(a.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(body(a), "413 Payload Too Large\n");
+    }
+
+    #[test]
+    fn raw_errors_announce_length_and_close() {
+        let r = String::from_utf8(raw_error(StatusCode::SERVICE_UNAVAILABLE)).unwrap();
         assert_eq!(
             r,
-            Request {
-                method: Method::Get,
-                path: "/metrics".into(),
-                format: Format::OpenMetrics,
-                keep_alive: true,
-            }
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 24\r\nConnection: close\r\n\r\n503 Service Unavailable\n"
         );
     }
 
     #[test]
-    fn plain_clients_get_text_and_http10_closes() {
-        let r = request("GET /metrics?x=1 HTTP/1.0\r\n\r\n");
-        assert_eq!(r.path, "/metrics");
-        assert_eq!(r.format, Format::Text);
-        assert!(!r.keep_alive);
-        let r = request("HEAD /metrics HTTP/1.1\nConnection: close\n\n");
-        assert_eq!(r.method, Method::Head);
-        assert!(!r.keep_alive);
-        let r = request("GET / HTTP/1.1\r\nAccept: application/openmetrics-text;q=0\r\n\r\n");
-        assert_eq!(r.format, Format::Text);
-    }
-
-    #[test]
-    fn incomplete_until_the_blank_line() {
-        assert_eq!(
-            parse(b"GET /metrics HTTP/1.1\r\nHost: x\r\n", MAX),
-            Parse::Incomplete
-        );
-        assert_eq!(parse(b"", MAX), Parse::Incomplete);
-    }
-
-    #[test]
-    fn pipelined_bytes_are_not_consumed() {
-        let two = b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
-        let Parse::Request(r, n) = parse(two, MAX) else {
-            panic!()
-        };
-        assert_eq!((r.path.as_str(), n), ("/a", 19));
-    }
-
-    #[test]
-    fn garbage_is_a_bad_request() {
-        for head in [
-            &b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n"[..],
-            b"hello\r\n\r\n",
-            b"GET\r\n\r\n",
-            b"GET /metrics\r\n\r\n",
-            b"GET metrics HTTP/1.1\r\n\r\n",
-            b"GET /metrics HTTP/1.1 extra\r\n\r\n",
-            b"GET /metrics FTP/1.0\r\n\r\n",
-            b"G(T /metrics HTTP/1.1\r\n\r\n",
-            b"GET /metrics HTTP/1.1\r\nno colon here\r\n\r\n",
-            b"GET /metrics HTTP/1.1\r\nBad Name: x\r\n\r\n",
-            b"GET /metrics HTTP/1.1\r\nContent-Length: lots\r\n\r\n",
-            b"\r\n\r\n",
-        ] {
-            assert_eq!(reject(head), Status::BadRequest, "{head:?}");
-        }
-    }
-
-    #[test]
-    fn other_methods_versions_and_bodies_are_refused() {
-        assert_eq!(
-            reject(b"POST /metrics HTTP/1.1\r\n\r\n"),
-            Status::MethodNotAllowed
-        );
-        assert_eq!(
-            reject(b"DELETE / HTTP/1.1\r\n\r\n"),
-            Status::MethodNotAllowed
-        );
-        assert_eq!(
-            reject(b"GET / HTTP/2.0\r\n\r\n"),
-            Status::VersionNotSupported
-        );
-        assert_eq!(
-            reject(b"GET / HTTP/1.1\r\nContent-Length: 5\r\n\r\n"),
-            Status::PayloadTooLarge
-        );
-        assert_eq!(
-            reject(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
-            Status::PayloadTooLarge
-        );
-    }
-
-    #[test]
-    fn huge_heads_are_refused_at_the_limit() {
-        let mut big = b"GET /metrics HTTP/1.1\r\nX-Big: ".to_vec();
-        big.resize(MAX, b'a');
-        assert_eq!(parse(&big, MAX), Parse::Reject(Status::HeadersTooLarge));
-        let mut many = b"GET /metrics HTTP/1.1\r\n".to_vec();
-        for i in 0..=MAX_HEADERS {
-            many.extend_from_slice(format!("X-{i}: 1\r\n").as_bytes());
-        }
-        many.extend_from_slice(b"\r\n");
-        assert_eq!(reject(&many), Status::HeadersTooLarge);
-    }
-
-    #[test]
-    fn responses_announce_length_and_connection() {
-        let r = String::from_utf8(response(Status::Ok, "text/plain", b"abc", true, true)).unwrap();
-        assert_eq!(
-            r,
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nabc"
-        );
-        let head = response(Status::Ok, "text/plain", b"abc", false, false);
-        assert!(
-            String::from_utf8(head)
-                .unwrap()
-                .ends_with("Content-Length: 3\r\nConnection: close\r\n\r\n")
-        );
-        let e = String::from_utf8(error_response(Status::MethodNotAllowed)).unwrap();
-        assert!(e.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"), "{e}");
-        assert!(e.contains("Allow: GET, HEAD\r\n"));
+    fn connection_options_decide_keep_alive() {
+        let mut r = get("/metrics", &[]);
+        assert!(wants_keep_alive(&r));
+        *r.version_mut() = hyper::Version::HTTP_10;
+        assert!(!wants_keep_alive(&r));
+        let mut r = get("/metrics", &[("Connection", "Keep-Alive")]);
+        *r.version_mut() = hyper::Version::HTTP_10;
+        assert!(wants_keep_alive(&r));
+        let r = get("/metrics", &[("Connection", "keep-alive, close")]);
+        assert!(!wants_keep_alive(&r));
     }
 }

@@ -5,18 +5,22 @@
 //!
 //! - `families`: Snapshot -> metric families (names, labels, values).
 //! - `exporter`: the registry (build info, the endpoint's own counters) and the two formats.
-//! - `http`: request parsing and responses, pure.
-//! - `server`: the serving thread and the limits that keep hostile clients cheap.
+//! - `http`: the answer to a request hyper has parsed, pure.
+//! - `server`: the serving thread, hyper on each connection, and the limits that keep
+//!   hostile clients cheap; `slots` (which connection makes room for a new one) and
+//!   `deadline` (for clients that do not take their response) are its parts.
 use std::{io, net::SocketAddr, sync::Arc};
 
 use tokio::sync::watch;
 
 use crate::model::Snapshot;
 
+mod deadline;
 mod exporter;
 mod families;
 mod http;
 mod server;
+mod slots;
 
 pub use exporter::{Exporter, Format};
 pub use server::{Limits, MetricsServer, serve_with};

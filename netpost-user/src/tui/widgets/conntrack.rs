@@ -12,10 +12,8 @@ use ratatui::{
 
 use super::panel;
 use crate::{
-    conntrack::{ConntrackStats, HIGH_FILL_PCT},
     fmt,
-    model::Snapshot,
-    nf_model::CtStates,
+    model::{ConntrackStats, CtStates, HIGH_FILL_PCT, Snapshot},
     tui::theme::Theme,
 };
 
@@ -27,12 +25,12 @@ pub struct ConntrackPanel<'a> {
     pub theme: Theme,
 }
 
-impl Widget for ConntrackPanel<'_> {
-    fn render(self, area: Rect, buf: &mut Buffer) {
+impl ConntrackPanel<'_> {
+    /// The panel at `width` columns (the gauge spans them).
+    pub fn paragraph(&self, width: u16) -> Paragraph<'static> {
         let block = panel(" conntrack ", self.focused, self.theme);
-        let inner = block.inner(area);
         let mut lines = match &self.snap.conntrack {
-            Some(ct) => pressure(ct, inner.width, self.theme),
+            Some(ct) => pressure(ct, width.saturating_sub(2), self.theme),
             None if self.snap.elapsed_ms == 0 => vec![],
             None => vec![Line::styled(
                 "no conntrack in this kernel or namespace",
@@ -40,10 +38,13 @@ impl Widget for ConntrackPanel<'_> {
             )],
         };
         lines.extend(states(self.snap, self.theme));
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: true })
-            .block(block)
-            .render(area, buf);
+        Paragraph::new(lines).wrap(Wrap { trim: true }).block(block)
+    }
+}
+
+impl Widget for ConntrackPanel<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        self.paragraph(area.width).render(area, buf);
     }
 }
 

@@ -1,6 +1,7 @@
 //! The top line: what is watched (namespace, interfaces, XDP mode, netfilter), for how
-//! long, and whether the view is live. On a narrow terminal the least useful parts go
-//! first; a tall one gets a second line with every attachment spelled out.
+//! long, whether the view is live, watched interfaces that were deleted or came back, and
+//! pattern matches left out at the 64-interface cap. On a narrow terminal the least useful
+//! parts go first; a tall one gets a second line with every attachment spelled out.
 use ratatui::{
     buffer::Buffer,
     layout::Rect,
@@ -11,6 +12,7 @@ use ratatui::{
 use super::Canvas;
 use crate::{
     fmt,
+    model::IfaceStatus,
     tui::{app::App, theme::Theme},
 };
 
@@ -86,6 +88,31 @@ impl Header<'_> {
                 spans: field("xdp", modes.join("/")),
             });
         }
+        // A hook netpost could not attach somewhere: its counts are missing there.
+        let missing: Vec<&str> = [
+            (
+                "xdp",
+                snap.attached
+                    .values()
+                    .any(|a| is_unavailable(&a.xdp_status)),
+            ),
+            (
+                "tc",
+                snap.attached.values().any(|a| is_unavailable(&a.tc_status)),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(hook, missing)| missing.then_some(hook))
+        .collect();
+        if !missing.is_empty() {
+            parts.push(Part {
+                priority: 1,
+                spans: vec![Span::styled(
+                    format!("⚠ {} unavailable", missing.join("+")),
+                    t.warn(),
+                )],
+            });
+        }
         let mut nf = vec![Span::styled("nf ", t.dim())];
         for (family, status) in &snap.netfilter_status {
             let short = family.replace("ipv", "v");
@@ -113,6 +140,64 @@ impl Header<'_> {
                 Span::styled(fmt::count(lost), if lost > 0 { t.warn() } else { t.text() }),
             ],
         });
+        // The doctor: its findings (view 9), or a tick.
+        if self.app.has_data() {
+            let n = snap.diagnoses.len();
+            let worst = snap.diagnoses.first().map(|d| d.severity);
+            parts.push(Part {
+                priority: if n > 0 { 0 } else { 2 },
+                spans: match worst {
+                    None => vec![
+                        Span::styled("doctor ", t.dim()),
+                        Span::styled("✓", t.good()),
+                    ],
+                    Some(s) => vec![Span::styled(
+                        format!("doctor: {n} finding{} (9)", if n == 1 { "" } else { "s" }),
+                        if s == crate::doctor::Severity::Critical {
+                            t.drop()
+                        } else {
+                            t.warn()
+                        },
+                    )],
+                },
+            });
+        }
+        if !snap.interfaces_gone.is_empty() {
+            parts.push(Part {
+                priority: 0,
+                spans: vec![Span::styled(
+                    format!("⚠ deleted: {}", snap.interfaces_gone.join(",")),
+                    t.drop(),
+                )],
+            });
+        }
+        let back: Vec<String> = snap
+            .interfaces
+            .iter()
+            .filter(|(_, i)| i.status == IfaceStatus::Reattached)
+            .map(|(name, i)| format!("{name}×{}", i.reattached))
+            .collect();
+        if !back.is_empty() {
+            parts.push(Part {
+                priority: 1,
+                spans: vec![Span::styled(
+                    format!("↻ re-attached: {}", back.join(",")),
+                    t.warn(),
+                )],
+            });
+        }
+        if !snap.interfaces_over_cap.is_empty() {
+            parts.push(Part {
+                priority: 0,
+                spans: vec![Span::styled(
+                    format!(
+                        "⚠ {} not watched (64-interface cap)",
+                        snap.interfaces_over_cap.len()
+                    ),
+                    t.drop(),
+                )],
+            });
+        }
         if !self.app.filter().is_empty() {
             parts.push(Part {
                 priority: 0,
@@ -132,13 +217,25 @@ impl Header<'_> {
         let mut spans = vec![Span::raw(" ")];
         for (name, a) in &snap.attached {
             spans.push(Span::styled(name.clone(), t.title()));
-            spans.push(Span::styled(
-                format!(
-                    " ifindex {} · xdp {} · tc {}   ",
-                    a.ifindex, a.xdp_mode, a.tc_mode
-                ),
-                t.dim(),
-            ));
+            spans.push(Span::styled(format!(" ifindex {} · ", a.ifindex), t.dim()));
+            for (hook, mode, status) in [
+                ("xdp", &a.xdp_mode, &a.xdp_status),
+                ("tc", &a.tc_mode, &a.tc_status),
+            ] {
+                if is_unavailable(status) {
+                    spans.push(Span::styled(format!("{hook} {status}"), t.warn()));
+                } else {
+                    spans.push(Span::styled(format!("{hook} {mode}"), t.dim()));
+                }
+                spans.push(Span::styled(
+                    if hook == "xdp" { " · " } else { "   " },
+                    t.dim(),
+                ));
+            }
+        }
+        for name in &snap.interfaces_gone {
+            spans.push(Span::styled(name.clone(), t.title()));
+            spans.push(Span::styled(" deleted (totals kept)   ", t.drop()));
         }
         for (family, status) in &snap.netfilter_status {
             spans.push(Span::styled(format!("netfilter {family}: "), t.dim()));
@@ -151,6 +248,10 @@ impl Header<'_> {
         }
         Line::from(spans)
     }
+}
+
+fn is_unavailable(status: &str) -> bool {
+    status.starts_with("unavailable")
 }
 
 impl Widget for Header<'_> {

@@ -13,11 +13,23 @@ pub struct Help {
     pub theme: Theme,
 }
 
-const KEYS: [(&str, &str); 11] = [
-    ("q  Esc  Ctrl-C", "quit (netpost detaches)"),
+const KEYS: [(&str, &str); 15] = [
+    ("q  Ctrl-C", "quit (netpost detaches)"),
+    (
+        "1 … 8",
+        "views: 1 overview, 2 flows, 3 drops, 4 netfilter, 5 conntrack, 6 interfaces, 7 routing, 8 sockets, 9 doctor",
+    ),
     (
         "Tab  Shift-Tab",
-        "next / previous panel (small terminals: the lower panel)",
+        "next / previous panel of the overview (the tab bar names those that did not fit)",
+    ),
+    (
+        "Enter",
+        "open the focused panel's view; in a view, the selected row's details",
+    ),
+    (
+        "Esc",
+        "close the details, then back to the overview, then quit",
     ),
     ("↑ ↓  j k", "move in the focused table"),
     ("PgUp PgDn  g G", "page / first / last row"),
@@ -28,14 +40,18 @@ const KEYS: [(&str, &str); 11] = [
     ("p  Space", "pause the view; collection goes on"),
     (
         "f  /",
-        "filter interfaces by name (Enter keeps, Esc clears)",
+        "filter interfaces and flows by text (Enter keeps, Esc clears)",
+    ),
+    (
+        "w",
+        "save the last dropped packets (flight recorder) to a pcapng file here, with why each died",
     ),
     ("?", "this help (Esc or ? closes)"),
     ("", ""),
     ("━━▶ bold", "the route most packets take right now"),
     (
         "✗ red",
-        "dropped: per second while it happens, then the total",
+        "dropped: per second while it happens, then the total; · dim: routine drops",
     ),
 ];
 
@@ -48,11 +64,6 @@ const NOTES: [&str; 3] = [
 impl Widget for Help {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let t = self.theme;
-        let popup = area.centered(
-            Constraint::Length(area.width.min(92)),
-            Constraint::Length(area.height.min((KEYS.len() + NOTES.len() + 4) as u16)),
-        );
-        Clear.render(popup, buf);
         let mut lines: Vec<Line> = KEYS
             .iter()
             .map(|(k, what)| {
@@ -64,9 +75,13 @@ impl Widget for Help {
             .collect();
         lines.push(Line::raw(""));
         lines.extend(NOTES.iter().map(|n| Line::styled(format!(" {n}"), t.dim())));
-        Paragraph::new(lines)
+        let help = Paragraph::new(lines)
             .wrap(Wrap { trim: false })
-            .block(panel(" help · netpost dashboard ", true, t))
-            .render(popup, buf);
+            .block(panel(" help · netpost dashboard ", true, t));
+        let width = area.width.min(120);
+        let height = (help.line_count(width) as u16).min(area.height);
+        let popup = area.centered(Constraint::Length(width), Constraint::Length(height));
+        Clear.render(popup, buf);
+        help.render(popup, buf);
     }
 }

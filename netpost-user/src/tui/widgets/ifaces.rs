@@ -1,16 +1,17 @@
 //! The per-interface hook table: one row per interface and hook (XDP, tc ingress, tc
-//! egress) with rates, totals, the header share of the bytes and the protocol split.
+//! egress) with rates, totals, the header share of the bytes and the protocol split. Enter
+//! on a row: its protocol and family split with header and payload bytes.
 use ratatui::{
     buffer::Buffer,
     layout::Rect,
-    text::Line,
-    widgets::{Cell, Paragraph, Row, StatefulWidget, Table, TableState, Widget},
+    text::{Line, Span},
+    widgets::{Cell, Paragraph, Row, StatefulWidget, Table, TableState, Widget, Wrap},
 };
 
 use super::{Column, fit_columns, num, panel, widths};
 use crate::{
     fmt,
-    model::HookStats,
+    model::{HookStats, Traffic},
     tui::{
         app::{App, Panel},
         rows::{hook_label, iface_rows},
@@ -169,4 +170,71 @@ impl Widget for IfaceTable<'_> {
         let mut state = TableState::default().with_selected(Some(app.selected(Panel::Interfaces)));
         StatefulWidget::render(table, inner, buf, &mut state);
     }
+}
+
+/// The selected interface and hook: traffic per protocol and family, headers vs payload.
+pub struct IfaceDetails<'a> {
+    pub app: &'a App,
+    pub theme: Theme,
+}
+
+impl Widget for IfaceDetails<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let (app, t) = (self.app, self.theme);
+        let rows = iface_rows(app.shown(), app.filter(), app.iface_sort());
+        let lines = match rows.get(app.selected(Panel::Interfaces)) {
+            Some(r) => split_lines(r.iface, hook_label(r.hook), r.stats, t),
+            None => vec![Line::styled("no interface selected", t.dim())],
+        };
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(panel(" interface hook · Esc closes ", true, t))
+            .render(area, buf);
+    }
+}
+
+fn split_lines(iface: &str, hook: &str, h: &HookStats, t: Theme) -> Vec<Line<'static>> {
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled(format!("{iface} {hook}"), t.title()),
+            Span::raw(format!(
+                "  {}  {}  frames {}",
+                fmt::pps(h.pps),
+                fmt::bitrate(h.bps),
+                fmt::count(h.frames)
+            )),
+        ]),
+        Line::styled(
+            format!(
+                "{:<10}{:>10}{:>12}{:>12}{:>12}",
+                "", "packets", "bytes", "headers", "payload"
+            ),
+            t.dim(),
+        ),
+    ];
+    let row = |name: &str, x: &Traffic| {
+        Line::raw(format!(
+            "{name:<10}{:>10}{:>12}{:>12}{:>12}",
+            fmt::count(x.packets),
+            fmt::bytes(x.bytes),
+            fmt::bytes(x.header_bytes),
+            fmt::bytes(x.payload_bytes)
+        ))
+    };
+    let p = &h.by_proto;
+    for (name, x) in [
+        ("tcp", &p.tcp),
+        ("udp", &p.udp),
+        ("icmp", &p.icmp),
+        ("icmpv6", &p.icmpv6),
+        ("other", &p.other),
+    ] {
+        lines.push(row(name, x));
+    }
+    let f = &h.by_family;
+    for (name, x) in [("ipv4", &f.ipv4), ("ipv6", &f.ipv6), ("non-IP", &f.other)] {
+        lines.push(row(name, x));
+    }
+    lines.push(row("malformed", &h.malformed));
+    lines
 }

@@ -1,5 +1,6 @@
 //! One widget per panel, each rendering from the App (which holds the Snapshot shown).
 pub mod conntrack;
+pub mod doctor;
 pub mod drops;
 pub mod flows;
 pub mod footer;
@@ -10,6 +11,9 @@ pub mod netfilter;
 pub mod path;
 pub mod placeholder;
 pub mod rates;
+pub mod routing;
+pub mod sockets;
+pub mod tabs;
 
 use ratatui::{
     buffer::Buffer,
@@ -94,7 +98,8 @@ pub struct Column {
 }
 
 /// Indexes of the columns that fit in `width` (one space between columns), dropping the
-/// lowest-priority ones first, in their original order.
+/// lowest-priority ones first, then taking back any dropped one the room left still holds
+/// (most important first), in their original order.
 pub fn fit_columns(columns: &[Column], width: u16) -> Vec<usize> {
     let mut keep: Vec<usize> = (0..columns.len()).collect();
     let total = |keep: &[usize]| -> u16 { keep.iter().map(|&i| columns[i].width + 1).sum::<u16>() };
@@ -108,6 +113,14 @@ pub fn fit_columns(columns: &[Column], width: u16) -> Vec<usize> {
             break;
         };
         keep.remove(pos);
+    }
+    let mut dropped: Vec<usize> = (0..columns.len()).filter(|i| !keep.contains(i)).collect();
+    dropped.sort_by_key(|&i| (columns[i].priority, i));
+    for i in dropped {
+        if total(&keep) + columns[i].width <= width {
+            let at = keep.iter().position(|&k| k > i).unwrap_or(keep.len());
+            keep.insert(at, i);
+        }
     }
     keep
 }
@@ -148,6 +161,28 @@ mod tests {
         ];
         assert_eq!(fit_columns(&cols, 32), [0, 1, 2]);
         assert_eq!(fit_columns(&cols, 25), [0, 2]);
+        let narrow_first = [
+            Column {
+                header: "a",
+                width: 10,
+                priority: 0,
+            },
+            Column {
+                header: "b",
+                width: 10,
+                priority: 1,
+            },
+            Column {
+                header: "c",
+                width: 4,
+                priority: 1,
+            },
+        ];
+        assert_eq!(
+            fit_columns(&narrow_first, 16),
+            [0, 2],
+            "c fits where b does not"
+        );
         assert_eq!(fit_columns(&cols, 5), [0], "priority 0 stays");
     }
 }

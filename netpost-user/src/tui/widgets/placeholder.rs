@@ -11,8 +11,7 @@ use ratatui::{
 use super::panel;
 use crate::{
     fmt,
-    model::Snapshot,
-    nf_model::TcpClasses,
+    model::{Snapshot, TcpClasses},
     tui::{
         app::{App, Panel},
         theme::Theme,
@@ -52,8 +51,8 @@ impl Placeholder<'_> {
     }
 }
 
-impl Widget for Placeholder<'_> {
-    fn render(self, area: Rect, buf: &mut Buffer) {
+impl Placeholder<'_> {
+    pub fn paragraph(&self) -> Paragraph<'static> {
         let block = panel(
             format!(" {} ", self.panel.title()),
             self.focused,
@@ -62,7 +61,12 @@ impl Widget for Placeholder<'_> {
         Paragraph::new(self.lines())
             .wrap(Wrap { trim: true })
             .block(block)
-            .render(area, buf);
+    }
+}
+
+impl Widget for Placeholder<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        self.paragraph().render(area, buf);
     }
 }
 
@@ -75,6 +79,7 @@ fn sum_tcp(snap: &Snapshot, hook: NfHook) -> TcpClasses {
         out.rst += c.rst;
         out.fin += c.fin;
         out.other += c.other;
+        out.unread += c.unread;
     }
     out
 }

@@ -71,6 +71,10 @@ impl Rates<'_> {
                 style: t.drop(),
                 format: fmt::pps,
             });
+            // Two lines only: packets in and drops, the two that matter most.
+            if room == 2 {
+                plots.remove(1);
+            }
         }
         plots
     }

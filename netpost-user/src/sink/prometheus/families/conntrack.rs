@@ -5,7 +5,7 @@ use std::fmt;
 use prometheus_client::encoding::DescriptorEncoder;
 
 use super::{NO_LABELS, counter, gauge};
-use crate::conntrack::ConntrackStats;
+use crate::model::ConntrackStats;
 
 pub fn encode(enc: &mut DescriptorEncoder, ct: &ConntrackStats) -> fmt::Result {
     let gauges = [

@@ -1,4 +1,4 @@
-//! Dropped packets (kfree_skb) and IPv4 routing decisions. Label values come from the
+//! Dropped packets (kfree_skb), the drop recorder's counts, and IPv4 routing decisions. Label values come from the
 //! kernel: drop reasons (a fixed enum), dropping functions and route tables, devices and
 //! gateways of this namespace: bounded by the kernel and the routing table, not by traffic.
 use std::fmt;
@@ -6,7 +6,7 @@ use std::fmt;
 use prometheus_client::encoding::DescriptorEncoder;
 
 use super::{NO_LABELS, counter};
-use crate::{drops::DropsStats, route_watch::RoutingStats};
+use crate::model::{DropsStats, RecorderStats, RoutingStats};
 
 pub fn encode_drops(enc: &mut DescriptorEncoder, drops: &DropsStats) -> fmt::Result {
     counter(
@@ -40,7 +40,50 @@ pub fn encode_drops(enc: &mut DescriptorEncoder, drops: &DropsStats) -> fmt::Res
         "Events the kernel could not hand to netpost because its ring buffer was full.",
         None,
         [([("source", "drop_samples")], drops.events_lost)],
-    )
+    )?;
+    if let Some(r) = &drops.recorder {
+        encode_recorder(enc, r)?;
+    }
+    Ok(())
+}
+
+/// The drop recorder: packets recorded and left out, per reason (`drops.recorder`).
+fn encode_recorder(enc: &mut DescriptorEncoder, r: &RecorderStats) -> fmt::Result {
+    counter(
+        enc,
+        "netpost_drop_recorder_recorded",
+        "Dropped packets the drop recorder recorded (--record-drops file, dashboard flight recorder), by drop reason.",
+        None,
+        r.recorded
+            .iter()
+            .map(|(reason, n)| ([("reason", reason.as_str())], *n)),
+    )?;
+    counter(
+        enc,
+        "netpost_drop_recorder_skipped",
+        "Dropped packets the drop recorder left out, by drop reason and cause: rate (over --record-rate), lost (no room in its ring buffer or queue) or no_header (not a network packet).",
+        None,
+        [
+            ("rate", &r.skipped_rate),
+            ("lost", &r.skipped_lost),
+            ("no_header", &r.skipped_no_header),
+        ]
+        .into_iter()
+        .flat_map(|(cause, m)| {
+            m.iter()
+                .map(move |(reason, n)| ([("reason", reason.as_str()), ("cause", cause)], *n))
+        }),
+    )?;
+    if r.file.is_some() {
+        counter(
+            enc,
+            "netpost_drop_recorder_written_bytes",
+            "Bytes the drop recorder wrote to its pcapng files (--record-drops), rotated ones included.",
+            None,
+            [(NO_LABELS, r.bytes_written)],
+        )?;
+    }
+    Ok(())
 }
 
 pub fn encode_routing(enc: &mut DescriptorEncoder, routing: &RoutingStats) -> fmt::Result {
@@ -84,7 +127,7 @@ mod tests {
     };
 
     use super::*;
-    use crate::{drops::ReasonStats, route_watch::RouteResult};
+    use crate::model::{ReasonStats, RouteResult};
 
     #[derive(Debug)]
     struct Fixed(DropsStats, RoutingStats);
@@ -111,6 +154,14 @@ mod tests {
             )]
             .into(),
             events_lost: 2,
+            recorder: Some(RecorderStats {
+                file: Some("/tmp/drops.pcapng".into()),
+                recorded: [("NO_SOCKET".to_string(), 1000)].into(),
+                skipped_rate: [("NO_SOCKET".to_string(), 199_000)].into(),
+                skipped_lost: [("NO_SOCKET".to_string(), 3)].into(),
+                bytes_written: 180_000,
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let routing = RoutingStats {
@@ -143,6 +194,10 @@ mod tests {
             r#"netpost_events_lost_total{source="drop_samples"} 2"#,
             r#"netpost_route_lookups_total{family="ipv4",table="main",dev="veth1",gateway=""} 5"#,
             "netpost_route_no_route_packets_total 3",
+            r#"netpost_drop_recorder_recorded_total{reason="NO_SOCKET"} 1000"#,
+            r#"netpost_drop_recorder_skipped_total{reason="NO_SOCKET",cause="rate"} 199000"#,
+            r#"netpost_drop_recorder_skipped_total{reason="NO_SOCKET",cause="lost"} 3"#,
+            "netpost_drop_recorder_written_bytes_total 180000",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

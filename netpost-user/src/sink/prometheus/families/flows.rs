@@ -8,10 +8,7 @@ use prometheus_client::{
 };
 
 use super::{NO_LABELS, counter, gauge};
-use crate::{
-    flows::{HandshakeStats, RTT_BUCKETS_US, RttHistogram},
-    model::Snapshot,
-};
+use crate::model::{HandshakeStats, RTT_BUCKETS_US, RttHistogram, Snapshot};
 
 pub fn encode(enc: &mut DescriptorEncoder, snap: &Snapshot, h: &HandshakeStats) -> fmt::Result {
     counter(

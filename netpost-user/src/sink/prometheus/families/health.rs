@@ -71,6 +71,42 @@ fn attach_status(enc: &mut DescriptorEncoder, snap: &Snapshot) -> fmt::Result {
         "1 when netpost's tracepoint program is attached (kfree_skb: drop reasons, fib_table_lookup: routing, sockets: TCP socket tracepoints), 0 when unavailable.",
         None,
         tracepoints,
+    )?;
+    probes(enc, snap)
+}
+
+/// Which `--profile` ran and which probes collect (a probe a profile leaves out is `off`).
+fn probes(enc: &mut DescriptorEncoder, snap: &Snapshot) -> fmt::Result {
+    if !snap.profile.is_empty() {
+        gauge(
+            enc,
+            "netpost_profile",
+            "Always 1; the label names the --profile netpost runs with (counters, standard, full).",
+            None,
+            [([("profile", snap.profile.as_str())], 1)],
+        )?;
+    }
+    let state = |status: &str| {
+        if status.starts_with("off") {
+            "off"
+        } else if status.starts_with("unavailable") {
+            "unavailable"
+        } else {
+            "running"
+        }
+    };
+    gauge(
+        enc,
+        "netpost_probe_running",
+        "1 when the probe collects, 0 when it is off in this profile or unavailable on this kernel (state says which; the reason is in netpost's stderr and the JSON's probes).",
+        None,
+        snap.probes.iter().map(|(name, status)| {
+            let state = state(status);
+            (
+                [("probe", name.as_str()), ("state", state)],
+                i64::from(state == "running"),
+            )
+        }),
     )
 }
 

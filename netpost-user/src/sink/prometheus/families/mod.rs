@@ -11,9 +11,12 @@
 //!
 //! - `traffic`: XDP and tc, per interface, hook and protocol.
 //! - `netfilter`: verdicts, conntrack states and TCP classes per family and hook.
+//! - `rules`: drops attributed to netfilter rules (top rules per hook, the rest summed).
 //! - `conntrack`: the kernel's conntrack table.
 //! - `drops`: drop reasons with the dropping function, lost events, IPv4 routing decisions.
 //! - `flows`: the TCP handshake funnel, its RTT histogram, the flow table's size.
+//! - `sockets`: local TCP sockets' state transitions, SYN-ACK retransmits and resets.
+//! - `doctor`: which of the doctor's diagnoses hold.
 //! - `health`: what is attached and linked, and how fresh the snapshot is.
 use std::{
     fmt,
@@ -32,13 +35,17 @@ use tokio::sync::watch;
 use crate::model::Snapshot;
 
 mod conntrack;
+mod doctor;
 mod drops;
 mod flows;
 mod health;
 mod netfilter;
+mod rules;
+mod sockets;
 mod traffic;
 
 use netfilter::HighWater;
+use rules::RuleSeries;
 
 /// No labels (a family of one series).
 const NO_LABELS: [(&str, &str); 0] = [];
@@ -51,6 +58,7 @@ const PROTOS: [&str; 5] = ["tcp", "udp", "icmp", "icmpv6", "other"];
 pub struct SnapshotCollector {
     latest: watch::Receiver<Arc<Snapshot>>,
     dropped: Mutex<HighWater>,
+    rules: Mutex<RuleSeries>,
 }
 
 impl SnapshotCollector {
@@ -58,6 +66,7 @@ impl SnapshotCollector {
         SnapshotCollector {
             latest,
             dropped: Mutex::new(HighWater::default()),
+            rules: Mutex::new(RuleSeries::default()),
         }
     }
 }
@@ -74,6 +83,9 @@ impl Collector for SnapshotCollector {
             let mut dropped = self.dropped.lock().unwrap_or_else(|e| e.into_inner());
             netfilter::encode(&mut enc, &snap, &mut dropped)?;
             drop(dropped);
+            let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+            rules::encode(&mut enc, &snap, &mut rules)?;
+            drop(rules);
             if let Some(ct) = &snap.conntrack {
                 conntrack::encode(&mut enc, ct)?;
             }
@@ -86,6 +98,10 @@ impl Collector for SnapshotCollector {
             if let Some(h) = &snap.handshake {
                 flows::encode(&mut enc, &snap, h)?;
             }
+            if let Some(s) = &snap.sockets {
+                sockets::encode(&mut enc, s)?;
+            }
+            doctor::encode(&mut enc, &snap)?;
             health::encode(&mut enc, &snap)?;
         }
         gauge(

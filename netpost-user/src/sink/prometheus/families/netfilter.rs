@@ -6,10 +6,7 @@ use netpost_common::netfilter::NfHook;
 use prometheus_client::{encoding::DescriptorEncoder, registry::Unit};
 
 use super::{PROTOS, counter};
-use crate::{
-    model::Snapshot,
-    nf_model::{ByProtoVerdicts, CtStates, NfHookStats, TcpClasses, Verdicts},
-};
+use crate::model::{ByProtoVerdicts, CtStates, NfHookStats, Snapshot, TcpClasses, Verdicts};
 
 /// Every (family, netfilter hook) of the snapshot, in packet-path order.
 fn nf_hooks(snap: &Snapshot) -> impl Iterator<Item = (&str, NfHook, &NfHookStats)> + Clone {
@@ -44,13 +41,14 @@ fn ct_states(ct: &CtStates) -> [(&'static str, u64); 6] {
     ]
 }
 
-fn tcp_classes(t: &TcpClasses) -> [(&'static str, u64); 5] {
+fn tcp_classes(t: &TcpClasses) -> [(&'static str, u64); 6] {
     [
         ("syn", t.syn),
         ("synack", t.synack),
         ("rst", t.rst),
         ("fin", t.fin),
         ("other", t.other),
+        ("unread", t.unread),
     ]
 }
 

@@ -4,10 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use prometheus_client::registry::Registry;
 
 use super::*;
-use crate::{
-    conntrack::{ConntrackStats, TopSource},
-    model::{AttachInfo, HookStats, IfaceStats, Traffic},
-    nf_model::{NfFamilyStats, NfHookStats, Verdicts},
+use crate::model::{
+    AttachInfo, ConntrackStats, HookStats, IfaceStats, IfaceStatus, NfFamilyStats, NfHookStats,
+    RuleDrops, SocketsStats, TopSource, Traffic, Verdicts,
 };
 
 /// A snapshot with distinct values everywhere that matters.
@@ -50,6 +49,21 @@ pub(crate) fn sample_snapshot() -> Snapshot {
     input.ct.none = 5;
     input.tcp.syn = 4;
     input.tcp_accepted.syn = 2;
+    input.attributed_drops = Some(1);
+    input.unattributed_drops = Some(0);
+    input.rules = vec![RuleDrops {
+        backend: "iptables-nft",
+        family: "ip",
+        table: "filter".into(),
+        chain: "INPUT".into(),
+        handle_or_index: Some(1),
+        rule: "-A INPUT -p udp -m udp --dport 9 -j DROP".into(),
+        verdict: "drop",
+        packets: Some(1),
+        per_s: Some(1.0),
+        shared_packets: 0,
+        note: None,
+    }];
     Snapshot {
         ts_ms: 1_700_000_010_000,
         elapsed_ms: 10_000,
@@ -69,6 +83,8 @@ pub(crate) fn sample_snapshot() -> Snapshot {
                 ifindex: 2,
                 xdp_mode: "generic".into(),
                 tc_mode: "tcx".into(),
+                xdp_status: "attached".into(),
+                tc_status: "attached".into(),
             },
         )]
         .into(),
@@ -98,6 +114,12 @@ pub(crate) fn sample_snapshot() -> Snapshot {
                 new: 9,
             }],
             ..Default::default()
+        }),
+        sockets: Some(SocketsStats {
+            states: [("ESTABLISHED".to_string(), 5), ("LISTEN".to_string(), 1)].into(),
+            synack_retransmits: 2,
+            resets_sent: 3,
+            resets_received: 4,
         }),
         ..Default::default()
     }
@@ -247,11 +269,31 @@ fn every_family_is_netpost_prefixed_typed_and_helped_with_fixed_label_names() {
             "netpost_netfilter_tcp_accepted_packets_total",
             ("counter", &["family", "hook", "class"]),
         ),
+        (
+            "netpost_netfilter_rule_drops_total",
+            (
+                "counter",
+                &["family", "hook", "backend", "table", "chain", "rule"],
+            ),
+        ),
         ("netpost_conntrack_entries", ("gauge", &[])),
         ("netpost_conntrack_entries_limit", ("gauge", &[])),
         ("netpost_conntrack_buckets", ("gauge", &[])),
         ("netpost_conntrack_failures_total", ("counter", &["kind"])),
         ("netpost_conntrack_created_total", ("counter", &[])),
+        (
+            "netpost_socket_state_transitions_total",
+            ("counter", &["tcp_state"]),
+        ),
+        ("netpost_socket_synack_retransmits_total", ("counter", &[])),
+        ("netpost_socket_resets_total", ("counter", &["direction"])),
+        ("netpost_diagnosis", ("gauge", &["id", "severity"])),
+        ("netpost_interface_present", ("gauge", &["interface"])),
+        (
+            "netpost_interface_reattached_total",
+            ("counter", &["interface"]),
+        ),
+        ("netpost_interfaces_over_cap", ("gauge", &[])),
         (
             "netpost_program_attached",
             ("gauge", &["interface", "hook", "mode"]),
@@ -403,6 +445,35 @@ fn values_are_the_snapshot_counters() {
         0.0
     );
     assert_eq!(
+        value(
+            &s,
+            "netpost_socket_state_transitions_total",
+            &[("tcp_state", "ESTABLISHED")]
+        ),
+        5.0
+    );
+    assert_eq!(
+        value(
+            &s,
+            "netpost_socket_state_transitions_total",
+            &[("tcp_state", "CLOSE_WAIT")]
+        ),
+        0.0,
+        "every state is served"
+    );
+    assert_eq!(
+        value(&s, "netpost_socket_synack_retransmits_total", &[]),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &s,
+            "netpost_socket_resets_total",
+            &[("direction", "received")]
+        ),
+        4.0
+    );
+    assert_eq!(
         value(&s, "netpost_start_time_seconds", &[]),
         1_700_000_000.0
     );
@@ -435,6 +506,25 @@ fn conntrack_is_absent_without_it_and_names_no_source() {
     snap.conntrack = None;
     let (meta, _) = parse(&encode(snap));
     assert!(!meta.keys().any(|k| k.starts_with("netpost_conntrack")));
+}
+
+#[test]
+fn deleted_and_reattached_interfaces_are_told_apart() {
+    let mut snap = sample_snapshot();
+    let mut gone = snap.interfaces["veth0"];
+    gone.status = IfaceStatus::Gone;
+    snap.interfaces.insert("veth1".into(), gone);
+    let back = snap.interfaces.get_mut("veth0").unwrap();
+    back.status = IfaceStatus::Reattached;
+    back.reattached = 3;
+    snap.interfaces_over_cap = vec!["veth9".into()];
+    let (_, s) = parse(&encode(snap));
+    let veth0 = [("interface", "veth0")];
+    let veth1 = [("interface", "veth1")];
+    assert_eq!(value(&s, "netpost_interface_present", &veth0), 1.0);
+    assert_eq!(value(&s, "netpost_interface_present", &veth1), 0.0);
+    assert_eq!(value(&s, "netpost_interface_reattached_total", &veth0), 3.0);
+    assert_eq!(value(&s, "netpost_interfaces_over_cap", &[]), 1.0);
 }
 
 #[test]
@@ -495,4 +585,28 @@ fn interface_names_are_escaped_not_trusted() {
     snap.interfaces.insert("we\"ird\\if".into(), stats);
     let text = encode(snap);
     assert!(text.contains(r#"interface="we\"ird\\if""#), "{text}");
+}
+
+#[test]
+fn every_diagnosis_has_a_gauge_and_the_ones_that_hold_are_1() {
+    use crate::doctor::{Diagnosis, IDS, Severity};
+    let mut snap = sample_snapshot();
+    let (_, s) = parse(&encode(snap.clone()));
+    let series: Vec<&Sample> = s.iter().filter(|x| x.name == "netpost_diagnosis").collect();
+    assert_eq!(series.len(), IDS.len());
+    assert!(series.iter().all(|x| x.value == 0.0));
+    snap.diagnoses = vec![Diagnosis {
+        id: "conntrack-pressure",
+        severity: Severity::Warning,
+        since: 1,
+        summary: String::new(),
+        evidence: Default::default(),
+        fix: String::new(),
+        note: None,
+    }];
+    let (_, s) = parse(&encode(snap));
+    let ct = [("id", "conntrack-pressure"), ("severity", "warning")];
+    assert_eq!(value(&s, "netpost_diagnosis", &ct), 1.0);
+    let quiet = [("id", "rule-order"), ("severity", "info")];
+    assert_eq!(value(&s, "netpost_diagnosis", &quiet), 0.0);
 }

@@ -1,11 +1,12 @@
-//! XDP and tc counters: `{interface, hook, proto}`, plus the family split and malformed.
+//! XDP and tc counters: `{interface, hook, proto}`, plus the family split and malformed; and
+//! which watched interfaces are present, came back, or did not fit under the cap.
 use std::fmt;
 
 use netpost_common::Hook;
 use prometheus_client::{encoding::DescriptorEncoder, registry::Unit};
 
-use super::{PROTOS, counter};
-use crate::model::{ByFamily, ByProto, HookStats, Snapshot, Traffic};
+use super::{NO_LABELS, PROTOS, counter, gauge};
+use crate::model::{ByFamily, ByProto, HookStats, IfaceStatus, Snapshot, Traffic};
 
 fn by_proto(p: &ByProto) -> [(&'static str, &Traffic); 5] {
     let [tcp, udp, icmp, icmpv6, other] = PROTOS;
@@ -120,5 +121,35 @@ pub fn encode(enc: &mut DescriptorEncoder, snap: &Snapshot) -> fmt::Result {
             .map(|(iface, hook, h)| ([("interface", iface), ("hook", hook)], field(&h.malformed)));
         counter(enc, name, help, unit, rows)?;
     }
-    Ok(())
+    presence(enc, snap)
+}
+
+/// Interfaces that come and go: present or deleted, re-attached, left out at the cap.
+fn presence(enc: &mut DescriptorEncoder, snap: &Snapshot) -> fmt::Result {
+    let names = || {
+        snap.interfaces
+            .iter()
+            .map(|(n, i)| ([("interface", n.as_str())], i))
+    };
+    gauge(
+        enc,
+        "netpost_interface_present",
+        "1 while the watched interface exists and netpost counts it, 0 once it was deleted (its counters keep their totals, and go on if a device of that name appears again).",
+        None,
+        names().map(|(l, i)| (l, i64::from(i.status != IfaceStatus::Gone))),
+    )?;
+    counter(
+        enc,
+        "netpost_interface_reattached",
+        "Times a device of this name appeared again after the watched one was deleted, and netpost attached to it.",
+        None,
+        names().map(|(l, i)| (l, i.reattached)),
+    )?;
+    gauge(
+        enc,
+        "netpost_interfaces_over_cap",
+        "Interfaces an -i pattern matches that netpost does not watch: each of its 64 slots holds a present interface.",
+        None,
+        [(NO_LABELS, snap.interfaces_over_cap.len() as i64)],
+    )
 }
