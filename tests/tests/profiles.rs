@@ -98,6 +98,14 @@ fn the_default_profile_is_standard_and_full_loads_everything() {
         snap["attached"][&pair.b.ifname]["xdp_mode"], "off",
         "auto leaves XDP off on a veth: tc ingress counts the same frames"
     );
+    // And says so: not "attached" with nothing attached.
+    let xdp_status = snap["attached"][&pair.b.ifname]["xdp_status"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        xdp_status.starts_with("off (virtual device"),
+        "{xdp_status}"
+    );
     let np =
         Netpost::start_with_defaults(&pair.ns_b.name, &[&pair.b.ifname], &["--profile", "full"]);
     let names = loaded(&np);

@@ -107,7 +107,14 @@ fn frames(snap: &Value, ifname: &str, hook: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {ifname}/{hook} in the final snapshot"))
 }
 
-/// The XDP, tc ingress and tc egress rows of one device.
+/// Whether netpost had XDP on `ifname` at the end (`--xdp-mode auto` leaves it off on veth).
+fn xdp_attached(snap: &Value, ifname: &str) -> bool {
+    snap["attached"][ifname]["xdp_mode"]
+        .as_str()
+        .is_some_and(|mode| mode != "off")
+}
+
+/// The XDP (where attached), tc ingress and tc egress rows of one device.
 fn device_rows(snap: &Value, what: &str, ifname: &str, now: &Dev, before: &Dev) -> Vec<CountRow> {
     let row = |hook: &str, kernel: u64, before: u64, dropped: u64| CountRow {
         what: format!("{what} {hook} frames"),
@@ -116,26 +123,30 @@ fn device_rows(snap: &Value, what: &str, ifname: &str, now: &Dev, before: &Dev) 
         before_attach: before,
         dropped,
     };
-    vec![
+    let xdp = xdp_attached(snap, ifname).then(|| {
         row(
             "xdp",
             now.rx_packets - before.rx_packets,
             before.rx_packets,
             now.rx_dropped,
-        ),
-        row(
-            "tc_ingress",
-            now.rx_packets - before.rx_packets,
-            before.rx_packets,
-            now.rx_dropped,
-        ),
-        row(
-            "tc_egress",
-            now.tx_packets - before.tx_packets,
-            before.tx_packets,
-            now.tx_dropped,
-        ),
-    ]
+        )
+    });
+    xdp.into_iter()
+        .chain([
+            row(
+                "tc_ingress",
+                now.rx_packets - before.rx_packets,
+                before.rx_packets,
+                now.rx_dropped,
+            ),
+            row(
+                "tc_egress",
+                now.tx_packets - before.tx_packets,
+                before.tx_packets,
+                now.tx_dropped,
+            ),
+        ])
+        .collect()
 }
 
 /// Fills the router's conntrack table, waits for netpost to show it full, flushes it and

@@ -263,7 +263,11 @@ impl Report {
             slowest as f64 / 1000.0,
             self.scrapes.slowest_s * 1000.0
         ));
-        s.push_str("Counts at the end, netpost's against the kernel's own:\n\n");
+        s.push_str(
+            "Counts at the end, netpost's against the kernel's own (an XDP row only where \
+             netpost attached XDP: `--xdp-mode auto` leaves it off on veth, where tc ingress \
+             counts the same frames):\n\n",
+        );
         s.push_str("| what | netpost | kernel | before attach | device drops | |\n|---|---|---|---|---|---|\n");
         for c in &self.counts {
             s.push_str(&format!(

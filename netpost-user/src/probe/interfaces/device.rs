@@ -65,7 +65,7 @@ fn attach_into(
     said: &mut Vec<String>,
 ) -> Result<AttachInfo, SetupError> {
     let (tc_mode, tc_status) = attach_tc(ebpf, dev, how, links, said);
-    let (mode, xdp_status) = attach_xdp(ebpf, dev, how, links)?;
+    let (mode, xdp_status) = attach_xdp(ebpf, dev, how, links, tc_status.is_running())?;
     if !tc_status.is_running() && !xdp_status.is_running() {
         return Err(SetupError::Attach {
             program: "netpost's programs",
@@ -144,11 +144,16 @@ fn attach_tc(
 
 /// XDP as `how.xdp` asks: the mode and status. Another tool's XDP program on the device is
 /// an error (netpost never replaces it); any other failure leaves the device to tc.
+/// Why `--xdp-mode auto` attached no XDP program to a device.
+const AUTO_VIRTUAL: &str =
+    "virtual device: tc ingress counts the same frames; --xdp-mode generic to add it";
+
 fn attach_xdp(
     ebpf: &mut Ebpf,
     dev: &NetDev,
     how: &How<'_>,
     links: &mut DevLinks,
+    tc_running: bool,
 ) -> Result<(Option<aya::programs::XdpMode>, Status), SetupError> {
     if how.xdp == XdpChoice::Off {
         return Ok((None, Status::Off("--xdp-mode off".into())));
@@ -156,13 +161,18 @@ fn attach_xdp(
     if let Some(why) = how.refused.get(PROG_XDP) {
         return Ok((None, Status::Unavailable(format!("{PROG_XDP}: {why}"))));
     }
-    match attach::attach_xdp(xdp(ebpf), PROG_XDP, dev, how.xdp) {
+    // `auto` leaves XDP off on a virtual device, where tc ingress counts the same frames;
+    // when tc could not attach there, generic XDP is what is left to count with.
+    let choice = match how.xdp {
+        XdpChoice::Auto if dev.is_virtual() && !tc_running => XdpChoice::Generic,
+        choice => choice,
+    };
+    match attach::attach_xdp(xdp(ebpf), PROG_XDP, dev, choice) {
         Ok(Some((mode, id))) => {
             links.xdp = Some(id);
             Ok((Some(mode), Status::Attached))
         }
-        // `auto` on a virtual device: tc ingress counts the same frames.
-        Ok(None) => Ok((None, Status::Attached)),
+        Ok(None) => Ok((None, Status::Off(AUTO_VIRTUAL.into()))),
         Err(e @ SetupError::ForeignXdp { .. }) => Err(e),
         Err(e) => Ok((None, Status::Unavailable(e.to_string()))),
     }

@@ -383,15 +383,14 @@ fn watching_line(a: &Attached, netns: Option<&str>) -> String {
     let xdp = match a.info.xdp_status.as_str() {
         "attached" => {
             let why = match (a.info.xdp_mode.as_str(), a.dev.is_virtual()) {
-                ("off", true) => {
-                    " (virtual device: tc ingress counts the same frames; --xdp-mode generic to add it)"
-                }
                 ("generic", false) => " (driver has no native XDP)",
+                ("generic", true) if a.info.tc_status != "attached" => " (tc could not attach)",
                 _ => "",
             };
             format!("XDP {}{why}", a.info.xdp_mode)
         }
-        s if s.starts_with("off") => "XDP off".to_string(),
+        // "off (--xdp-mode off)", "off (virtual device: ...)".
+        s if s.starts_with("off") => format!("XDP {s}"),
         s if s.starts_with("unavailable") && s.contains(PROG_XDP) => {
             "XDP unavailable".to_string()
         }
