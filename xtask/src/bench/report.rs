@@ -408,6 +408,7 @@ fn rules_metric(run: &Result<RulesRun, String>) -> Value {
             "steady": num(median(&r.run.cpu_samples), 2),
             "samples": r.run.cpu_samples.iter().map(|v| round(*v, 2)).collect::<Vec<_>>(),
             "rss_mib": round(r.run.hwm_mib, 1),
+            "window_s": r.window_s,
             "rules": RULES,
             "ruleset_rules": r.ruleset_rules,
             "dropped": r.dropped,

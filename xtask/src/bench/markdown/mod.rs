@@ -381,10 +381,12 @@ fn userspace(md: &mut String, r: &Value) {
         None => {
             let _ = writeln!(
                 md,
-                "\nWith {} (TUI off): {}% of one core, peak RSS {} MiB; netpost saw {} rules, \
-                 IPv4 INPUT dropped {} and attributed {} to the rule, whose own counter says {} \
-                 (rule counters read every {} ms, {} us of CPU per read).",
+                "\nWith {} (TUI off, over {} s): {}% of one core, peak RSS {} MiB; netpost saw {} \
+                 rules, IPv4 INPUT dropped {} and attributed {} to the rule (as of its last read of \
+                 the rule counters), whose own counter says {} at the end (rule counters read \
+                 every {} ms, {} us of CPU per read).",
                 rules["ruleset"].as_str().unwrap_or("a large ruleset"),
+                rules["window_s"],
                 fmt(&rules["value"], 2),
                 fmt(&rules["rss_mib"], 1),
                 rules["ruleset_rules"],
