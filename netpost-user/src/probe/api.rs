@@ -148,10 +148,24 @@ impl<'a> Setup<'a> {
         self.btf.clone()
     }
 
-    /// The BTF and the inode number of the network namespace netpost runs in (netpost entered
-    /// `--netns` before loading): tracepoint programs count that namespace only.
-    pub fn btf_and_netns(&self) -> Result<(&'a KernelBtf, u32), String> {
-        Ok((self.btf()?, self.netns_inum.clone()?))
+    /// Sets global `name` to the kernel struct offsets `find` reads from the BTF, with `watch`
+    /// putting in the inode number of the network namespace netpost runs in (netpost entered
+    /// `--netns` before loading: tracepoint programs count that namespace only). Where either
+    /// is missing the global stays zeroed and the error says why the probe cannot run.
+    pub fn set_offsets<T: Pod + Default, E: ToString>(
+        &mut self,
+        name: &'static str,
+        find: impl FnOnce(&KernelBtf) -> Result<T, E>,
+        watch: impl FnOnce(&mut T, u32),
+    ) -> Result<(), String> {
+        let offsets = self.btf().and_then(|btf| {
+            let inum = self.netns_inum.clone()?;
+            let mut offsets = find(btf).map_err(|e| e.to_string())?;
+            watch(&mut offsets, inum);
+            Ok(offsets)
+        });
+        self.set_global(name, offsets.as_ref().unwrap_or(&T::default()));
+        offsets.map(|_| ())
     }
 
     /// Sets global `name` of the object (a `static` the programs read) to `value`.

@@ -125,14 +125,10 @@ impl Probe for Drops {
     }
 
     fn configure(&mut self, setup: &mut Setup<'_>) {
-        let offsets = setup.btf_and_netns().and_then(|(btf, watch_inum)| {
-            let mut offsets = btf.drop_offsets().map_err(|e| e.to_string())?;
-            offsets.watch_inum = watch_inum;
-            Ok(offsets)
-        });
-        setup.set_global(
+        let offsets = setup.set_offsets(
             GLOBAL_DROP_OFFSETS,
-            offsets.as_ref().unwrap_or(&DropOffsets::default()),
+            |btf| btf.drop_offsets(),
+            |o: &mut DropOffsets, inum| o.watch_inum = inum,
         );
         // Reason names are read even when the program cannot run: the BTF is gone after this.
         self.reasons = setup

@@ -87,14 +87,10 @@ impl Probe for Routes {
     }
 
     fn configure(&mut self, setup: &mut Setup<'_>) {
-        let offsets = setup.btf_and_netns().and_then(|(btf, watch_inum)| {
-            let mut o = btf.route_offsets().map_err(|e| e.to_string())?;
-            o.watch_inum = watch_inum;
-            Ok(o)
-        });
-        setup.set_global(
+        let offsets = setup.set_offsets(
             GLOBAL_ROUTE_OFFSETS,
-            offsets.as_ref().unwrap_or(&RouteOffsets::default()),
+            |btf| btf.route_offsets(),
+            |o: &mut RouteOffsets, inum| o.watch_inum = inum,
         );
         self.status.advance(|| offsets.map(|_| Status::Pending));
     }

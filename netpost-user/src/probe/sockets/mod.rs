@@ -76,14 +76,10 @@ impl Probe for Sockets {
     }
 
     fn configure(&mut self, setup: &mut Setup<'_>) {
-        let offsets = setup.btf_and_netns().and_then(|(btf, watch_inum)| {
-            let mut o = btf.sock_offsets().map_err(|e| e.to_string())?;
-            o.watch_inum = watch_inum;
-            Ok(o)
-        });
-        setup.set_global(
+        let offsets = setup.set_offsets(
             GLOBAL_SOCK_OFFSETS,
-            offsets.as_ref().unwrap_or(&SockOffsets::default()),
+            |btf| btf.sock_offsets(),
+            |o: &mut SockOffsets, inum| o.watch_inum = inum,
         );
         self.status.advance(|| offsets.map(|_| Status::Pending));
     }
