@@ -7,7 +7,7 @@ pub mod model;
 
 use std::{
     cell::RefCell,
-    collections::{HashSet, VecDeque},
+    collections::{HashMap, VecDeque},
     io::{self, Write},
     os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd},
 };
@@ -61,18 +61,19 @@ pub struct FlowMaps {
     histogram: RefCell<RttHistogram>,
     /// `--events` output.
     stream: RefCell<Option<Box<dyn Write>>>,
-    /// Half-open flows already reported as timed out (pruned to the table's contents).
-    timed_out: RefCell<HashSet<FlowKey>>,
+    /// Half-open flows already reported as timed out, each with whether the last read still
+    /// found it (pruned to the table's contents).
+    timed_out: RefCell<HashMap<FlowKey, bool>>,
     timed_out_total: RefCell<u64>,
     /// Flows merged across interfaces, with the totals their rates are taken against.
     merger: RefCell<model::Merger>,
     /// Reset events by server endpoint and client.
     resets: RefCell<model::ResetTally>,
-    /// The table as last read, and its keys: kept between reads, so a full table (65,536
-    /// flows by default: ~16 MB) is not allocated and freed again every interval, which made
-    /// netpost's RSS swing by tens of MB with every read.
+    /// The table as last read: kept between reads, so a full table (65,536 flows by default:
+    /// ~8 MB) is not allocated and freed again every interval, which made netpost's RSS swing
+    /// by tens of MB with every read. Its capacity is the map's size, reserved on first use.
     table: RefCell<Vec<(FlowKey, FlowValue)>>,
-    keys: RefCell<HashSet<FlowKey>>,
+    max_entries: usize,
 }
 
 impl FlowMaps {
@@ -85,6 +86,11 @@ impl FlowMaps {
             Map::LruHashMap(m) | Map::HashMap(m) => m,
             _ => return Err(format!("{MAP_FLOWS}: not a hash map")),
         };
+        // The table's size as loaded (`--max-flows`).
+        let max_entries = flows
+            .info()
+            .map_err(|e| format!("{MAP_FLOWS}: {e}"))?
+            .max_entries() as usize;
         Ok(FlowMaps {
             flows,
             events: RefCell::new(RingBuf::try_from(take(MAP_EVENTS)?).map_err(|e| e.to_string())?),
@@ -92,12 +98,12 @@ impl FlowMaps {
             rtts: RefCell::new(VecDeque::new()),
             histogram: RefCell::new(RttHistogram::default()),
             stream: RefCell::new(None),
-            timed_out: RefCell::new(HashSet::new()),
+            timed_out: RefCell::new(HashMap::new()),
             timed_out_total: RefCell::new(0),
-            merger: RefCell::new(model::Merger::default()),
+            merger: RefCell::new(model::Merger::with_capacity(max_entries)),
             resets: RefCell::new(model::ResetTally::default()),
             table: RefCell::new(Vec::new()),
-            keys: RefCell::new(HashSet::new()),
+            max_entries,
         })
     }
 
@@ -124,7 +130,7 @@ impl FlowMaps {
             *now = now.saturating_sub(*base);
         }
         let mut table = self.table.borrow_mut();
-        dump_into(self.flows.fd().as_fd(), &mut table)?;
+        dump_into(self.flows.fd().as_fd(), &mut table, self.max_entries)?;
         let table = &table[..];
         self.note_timeouts(table, ifname)?;
         let rows = |sorted: Vec<&(FlowKey, FlowValue)>| -> Vec<FlowRow> {
@@ -167,19 +173,20 @@ impl FlowMaps {
         let now = monotonic_ns();
         let mut seen = self.timed_out.borrow_mut();
         let mut stream = self.stream.borrow_mut();
-        let mut current = self.keys.borrow_mut();
-        current.clear();
-        current.extend(table.iter().map(|(k, _)| *k));
-        seen.retain(|k| current.contains(k));
+        seen.values_mut().for_each(|present| *present = false);
         for (key, value) in table {
+            if let Some(present) = seen.get_mut(key) {
+                *present = true;
+                continue;
+            }
             let stage = value.handshake.stage();
             // Counted once per connection: by the interface that speaks for it.
             let half_open = matches!(stage, Stage::SynSent | Stage::SynReceived);
             if half_open
                 && value.owner == 1
                 && now.saturating_sub(value.last_ns) > HANDSHAKE_TIMEOUT_NS
-                && seen.insert(*key)
             {
+                seen.insert(*key, true);
                 *self.timed_out_total.borrow_mut() += 1;
                 if let Some(out) = stream.as_mut() {
                     let e = FlowEvent {
@@ -195,6 +202,7 @@ impl FlowMaps {
                 }
             }
         }
+        seen.retain(|_, present| *present);
         Ok(())
     }
 
@@ -358,10 +366,18 @@ fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// Every entry of a hash map into `out` (emptied first, its allocation kept), BATCH at a
-/// time (one syscall per batch instead of two per entry).
-fn dump_into<K: Copy, V: Copy>(fd: BorrowedFd<'_>, out: &mut Vec<(K, V)>) -> io::Result<()> {
+/// Every entry of a hash map of `max_entries` into `out` (emptied first, its allocation
+/// kept), BATCH at a time (one syscall per batch instead of two per entry). At most
+/// `max_entries`: under churn a walk can meet more (entries added to buckets not yet read
+/// after others were evicted from buckets already read), and the buffer is never regrown
+/// past the map's size.
+fn dump_into<K: Copy, V: Copy>(
+    fd: BorrowedFd<'_>,
+    out: &mut Vec<(K, V)>,
+    max_entries: usize,
+) -> io::Result<()> {
     out.clear();
+    out.reserve_exact(max_entries);
     // SAFETY: K and V are plain old data (map keys and values); zeroed is a valid value.
     let mut keys: Vec<K> = vec![unsafe { std::mem::zeroed() }; BATCH];
     let mut values: Vec<V> = vec![unsafe { std::mem::zeroed() }; BATCH];
@@ -385,13 +401,18 @@ fn dump_into<K: Copy, V: Copy>(fd: BorrowedFd<'_>, out: &mut Vec<(K, V)>) -> io:
         // attr describes buffers of BATCH keys and values that outlive the call.
         let err = crate::bpf_sys::bpf(bpf_cmd::BPF_MAP_LOOKUP_BATCH, &mut attr).err();
         // SAFETY: the kernel wrote back how many entries it filled.
-        let n = unsafe { attr.batch.count } as usize;
+        let n = (unsafe { attr.batch.count } as usize)
+            .min(BATCH)
+            .min(max_entries - out.len());
         out.extend(
-            keys[..n.min(BATCH)]
+            keys[..n]
                 .iter()
                 .copied()
-                .zip(values[..n.min(BATCH)].iter().copied()),
+                .zip(values[..n].iter().copied()),
         );
+        if out.len() == max_entries {
+            return Ok(());
+        }
         match err {
             None => {}
             Some(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),

@@ -321,17 +321,33 @@ pub struct FlowSummary {
 /// remembers each flow's totals to take the next interval's rates against.
 #[derive(Debug, Default)]
 pub struct Merger {
-    prev: HashMap<FlowId, [u64; 2]>,
+    /// Last interval's totals per flow, sorted by flow: this interval's sorted groups are
+    /// joined against it in one pass (no hashing; a map sized for a full table was ~7 MB
+    /// each, and growing one past a high-water mark stepped netpost's RSS by as much).
+    prev: Vec<(FlowId, [u64; 2])>,
     prev_ns: Option<u64>,
-    // Buffers kept from one interval to the next: with a full table (65,536 flows) they
-    // are ~15 MB, which allocated and freed every interval made RSS swing and climb.
-    totals: HashMap<FlowId, [u64; 2]>,
+    // Buffers kept from one interval to the next: with a full table (65,536 entries) they
+    // are several MB, which allocated and freed every interval made RSS swing and climb.
+    totals: Vec<(FlowId, [u64; 2])>,
     order: Vec<(FlowId, usize)>,
     flows: Vec<Merged>,
     idx: Vec<usize>,
 }
 
 impl Merger {
+    /// Buffers for a table of up to `entries`, reserved once: growing them by doubling as
+    /// the table fills stepped RSS up by each copy left behind.
+    pub fn with_capacity(entries: usize) -> Merger {
+        Merger {
+            prev: Vec::with_capacity(entries),
+            prev_ns: None,
+            totals: Vec::with_capacity(entries),
+            order: Vec::with_capacity(entries),
+            flows: Vec::with_capacity(entries),
+            idx: Vec::with_capacity(entries),
+        }
+    }
+
     /// The top `n` flows by bytes, by packets and by current bit rate (together, without
     /// repeats), most bytes first. `now_ns`: when the table was read (any monotonic clock).
     pub fn top(
@@ -352,6 +368,8 @@ impl Merger {
         flows.clear();
         let mut totals = std::mem::take(&mut self.totals);
         totals.clear();
+        // Both sorted by flow: `before` walks `prev` alongside the groups.
+        let mut before = self.prev.iter().peekable();
         let mut start = 0;
         for group in order.chunk_by(|a, b| a.0 == b.0) {
             let entries = start..start + group.len();
@@ -365,14 +383,16 @@ impl Merger {
             };
             let (low, high) = (most(0), most(1));
             let now = [low[0] + high[0], low[1] + high[1]];
-            let (pps, bps) = match self.prev.get(&group[0].0) {
-                Some(before) if secs > 0.0 => (
+            let id = group[0].0;
+            while before.next_if(|(p, _)| *p < id).is_some() {}
+            let (pps, bps) = match before.next_if(|(p, _)| *p == id) {
+                Some((_, before)) if secs > 0.0 => (
                     now[0].saturating_sub(before[0]) as f64 / secs,
                     now[1].saturating_sub(before[1]) as f64 * 8.0 / secs,
                 ),
                 _ => (0.0, 0.0),
             };
-            totals.insert(group[0].0, now);
+            totals.push((id, now));
             flows.push(Merged {
                 entries,
                 now,
@@ -380,7 +400,7 @@ impl Merger {
                 bps,
             });
         }
-        // The new totals become `prev`; the old ones' map is cleared and refilled next time.
+        // The new totals become `prev`; the old ones' buffer is cleared and refilled next time.
         std::mem::swap(&mut self.prev, &mut totals);
         self.totals = totals;
         self.prev_ns = Some(now_ns);
@@ -858,6 +878,38 @@ mod tests {
         ];
         let rows = merger.top(&table, 10, 1_500_000_000, &names);
         assert_eq!((rows[0].pps, rows[0].bps), (10.0, 80_000.0));
+    }
+
+    #[test]
+    fn each_flow_s_rate_is_taken_against_its_own_last_total_as_flows_come_and_go() {
+        // Flow i sent 1000 * i bytes in a packet each; the table is in no particular order.
+        let entry = |i: u8, packets: u64| {
+            let mut v = value(0, Stage::Established, true);
+            v.packets = [packets, 0];
+            v.bytes = [packets * 1000 * u64::from(i), 0];
+            (key(i, u16::from(i), 80), v)
+        };
+        let names = |i: u32| format!("if{i}");
+        let mut merger = Merger::default();
+        let first = vec![entry(5, 1), entry(2, 1), entry(8, 1), entry(3, 1)];
+        merger.top(&first, 10, 1_000_000_000, &names);
+        // A second later: 2 and 8 are gone, 1, 4 and 9 are new, 3 and 5 sent 2 and 4 more.
+        let second = vec![entry(9, 7), entry(3, 3), entry(1, 2), entry(5, 5), entry(4, 1)];
+        let rows = merger.top(&second, 10, 2_000_000_000, &names);
+        let rates: Vec<(String, f64)> = rows.iter().map(|r| (r.src.clone(), r.pps)).collect();
+        let pps = |src: &str| rates.iter().find(|(s, _)| s == src).map(|r| r.1);
+        assert_eq!(pps("10.0.0.3:3"), Some(2.0), "{rates:?}");
+        assert_eq!(pps("10.0.0.5:5"), Some(4.0), "{rates:?}");
+        for new in ["10.0.0.1:1", "10.0.0.4:4", "10.0.0.9:9"] {
+            assert_eq!(pps(new), Some(0.0), "{new} has no earlier total: {rates:?}");
+        }
+        // Half a second on, only 9 and 1 sent: 3 more packets each.
+        let third = vec![entry(1, 5), entry(9, 10), entry(3, 3), entry(5, 5), entry(4, 1)];
+        let rows = merger.top(&third, 10, 2_500_000_000, &names);
+        let rates: Vec<(String, f64)> = rows.iter().map(|r| (r.src.clone(), r.pps)).collect();
+        assert_eq!(rates.iter().find(|r| r.0 == "10.0.0.1:1").map(|r| r.1), Some(6.0));
+        assert_eq!(rates.iter().find(|r| r.0 == "10.0.0.9:9").map(|r| r.1), Some(6.0));
+        assert_eq!(rates.iter().find(|r| r.0 == "10.0.0.3:3").map(|r| r.1), Some(0.0));
     }
 
     #[test]
