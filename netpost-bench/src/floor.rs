@@ -4,6 +4,11 @@
 //! egress on each interface, netfilter at every hook of both families, the raw tracepoint
 //! program at each tracepoint given, the `tp_btf` one at the tracepoint given. Run inside the
 //! interfaces' namespace (netfilter links belong to the caller's namespace).
+//!
+//! [`hold`] attaches the empty programs where netpost's default run attaches its own on a
+//! veth (tc ingress and egress, a netfilter head and tail at every hook of both families)
+//! and keeps them until killed: the end-to-end bench's `floors` set, what the attach points
+//! alone cost the traffic, which no program of netpost's can go below.
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -105,4 +110,49 @@ pub fn run(opts: &Options) -> anyhow::Result<Value> {
     drop(links);
     out["skipped"] = serde_json::json!(skipped);
     Ok(out)
+}
+
+/// netpost's netfilter priorities: its head runs first at a hook, its tail last.
+const NF_PRIORITIES: [i32; 2] = [i32::MIN + 1, i32::MAX - 2];
+
+/// Attaches the tc floor (ingress and egress) to `ifaces` and the netfilter floor at
+/// netpost's head and tail priorities of every hook of both families, says so on stderr, and
+/// holds them until a signal ends the process (its links go with it).
+pub fn hold(ifaces: &[String]) -> anyhow::Result<Value> {
+    let btf = Btf::from_sys_fs().context("reading the kernel's BTF")?;
+    let mut ebpf = EbpfLoader::new()
+        .btf(Some(&btf))
+        .load(EBPF_OBJECT)
+        .context("loading the eBPF object")?;
+    let tc: &mut SchedClassifier = program(&mut ebpf, FLOOR_TC)?;
+    tc.load()?;
+    for dev in ifaces {
+        for dir in [TcAttachType::Ingress, TcAttachType::Egress] {
+            tc.attach(dev, dir)
+                .with_context(|| format!("attaching {FLOOR_TC} to {dev}"))?;
+        }
+    }
+    let nf_prog = nf::load(&ebpf, EBPF_OBJECT, &[FLOOR_NF])?
+        .pop()
+        .context("no netfilter floor")?;
+    let mut links = Vec::new();
+    for family in NfFamily::ALL {
+        for hook in NfHook::ALL {
+            for priority in NF_PRIORITIES {
+                links.push(
+                    nf::link(&nf_prog, family.pf(), hook as u32, priority).with_context(|| {
+                        format!(
+                            "linking {FLOOR_NF} at {} {} priority {priority}",
+                            family.name(),
+                            hook.name()
+                        )
+                    })?,
+                );
+            }
+        }
+    }
+    eprintln!("netpost-bench: floors attached");
+    loop {
+        std::thread::park();
+    }
 }

@@ -102,6 +102,12 @@ enum Cmd {
         #[arg(long)]
         count: Option<String>,
     },
+    /// Attaches the empty programs where netpost's default run attaches on a veth (tc
+    /// ingress and egress, netfilter head and tail at every hook) and holds them until killed.
+    HoldFloors {
+        #[arg(short = 'i', long = "interface", required = true)]
+        ifaces: Vec<String>,
+    },
     /// The programs a process holds: names, types, tracepoints, when each load began.
     Held {
         #[arg(long)]
@@ -172,6 +178,7 @@ fn main() -> anyhow::Result<()> {
             step,
             count,
         })?,
+        Cmd::HoldFloors { ifaces } => floor::hold(&ifaces)?,
         Cmd::Held { pid } => held::run(pid)?,
         Cmd::BtfParse { rounds } => btfparse::run(rounds)?,
         Cmd::Verifier { log_dir } => verifier::run(log_dir.as_deref())?,

@@ -4,7 +4,7 @@
 use anyhow::Context as _;
 
 use super::netns::Net;
-use super::netpost::Headless;
+use super::netpost::{Headless, HeldFloors};
 use super::traffic::{self, UdpRate};
 use super::{Config, Paths, signal};
 
@@ -16,6 +16,8 @@ pub struct HookSet {
     pub name: &'static str,
     pub flags: &'static [&'static str],
     pub means: &'static str,
+    /// Not netpost: its attach points with empty programs (`netpost-bench hold-floors`).
+    pub floors: bool,
 }
 
 /// The set the targets are checked on: netpost with its default flags.
@@ -23,36 +25,51 @@ pub const ALL: &str = "all";
 /// The profile the defaults run (`--profile` unset), whose figures are `all`'s.
 pub const DEFAULT_PROFILE: &str = "standard";
 
-pub const SETS: [HookSet; 6] = [
+/// The empty programs at the attach points of netpost's default run on a veth.
+pub const FLOORS: &str = "floors";
+
+pub const SETS: [HookSet; 7] = [
     HookSet {
         name: ALL,
         flags: &[],
         means: "everything the defaults attach (profile standard): XDP + tc + netfilter + tracepoints",
+        floors: false,
     },
     HookSet {
         name: "counters",
         flags: &["--profile", "counters"],
         means: "profile counters: per-hook counts, netfilter verdicts, drop reasons",
+        floors: false,
     },
     HookSet {
         name: "full",
         flags: &["--profile", "full"],
         means: "profile full: everything, per-lookup routing decisions included",
+        floors: false,
     },
     HookSet {
         name: "tc",
         flags: &["--xdp-mode", "off", "--no-netfilter"],
         means: "tc ingress + egress only",
+        floors: false,
     },
     HookSet {
         name: "xdp+tc",
         flags: &["--no-netfilter"],
         means: "XDP (netpost's choice of mode on veth) + tc",
+        floors: false,
     },
     HookSet {
         name: "tc+netfilter",
         flags: &["--xdp-mode", "off"],
         means: "tc + netfilter head/tail programs at all five IPv4 and IPv6 hooks",
+        floors: false,
+    },
+    HookSet {
+        name: FLOORS,
+        flags: &[],
+        means: "not netpost: empty programs where its default run attaches on a veth (tc ingress + egress, a netfilter head and tail at every hook): what the attach points alone cost",
+        floors: true,
     },
 ];
 
@@ -122,13 +139,19 @@ fn measure(
     set: Option<&HookSet>,
 ) -> anyhow::Result<Sample> {
     let netpost = set
+        .filter(|s| !s.floors)
         .map(|s| Headless::start(&paths.netpost, net, s.flags, &paths.logs))
+        .transpose()?;
+    let floors = set
+        .filter(|s| s.floors)
+        .map(|_| HeldFloors::start(&paths.bench, net, &paths.logs))
         .transpose()?;
     let tcp_bps = traffic::tcp_bps(net, cfg.secs)?;
     let udp = traffic::udp_rate(net, &paths.bench, &paths.logs, f64::from(cfg.secs))?;
     if let Some(netpost) = netpost {
         netpost.stop()?;
     }
+    drop(floors);
     Ok(Sample {
         set: set.map_or(BASELINE, |s| s.name),
         tcp_bps,

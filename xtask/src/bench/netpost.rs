@@ -64,6 +64,37 @@ impl Headless {
     }
 }
 
+/// `netpost-bench hold-floors` in the watched namespace: the empty programs at netpost's
+/// attach points, until dropped (SIGINT; the kernel detaches its links as it exits).
+pub struct HeldFloors {
+    _guard: Guard,
+}
+
+/// What `netpost-bench hold-floors` prints once everything is attached.
+const FLOORS_ATTACHED: &str = "floors attached";
+
+impl HeldFloors {
+    pub fn start(bench: &Path, net: &Net, logs: &Path) -> anyhow::Result<HeldFloors> {
+        let log = logs.join("hold-floors.log");
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &net.watch_ns])
+            .arg(bench)
+            .arg("hold-floors");
+        for dev in &net.watch_ifs {
+            cmd.args(["-i", dev]);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?);
+        let mut guard = Guard::spawn("netpost-bench hold-floors", &mut cmd)?;
+        child::wait_for_text(&log, FLOORS_ATTACHED, ATTACH_TIMEOUT, || {
+            guard.exited().is_none()
+        })
+        .context("netpost-bench hold-floors")?;
+        Ok(HeldFloors { _guard: guard })
+    }
+}
+
 /// netpost with its terminal view (stdout a tty), in a tmux server of its own (`-L`), so
 /// only sessions this bench made are touched.
 pub struct InTmux {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::e2e::{BASELINE, SETS};
+use super::e2e::{BASELINE, FLOORS, SETS};
 use super::report::TARGETS;
 use super::usercost::RULES;
 
@@ -247,6 +247,7 @@ fn end_to_end(md: &mut String, r: &Value) {
         r["small_pkt_rate_ratio"]["flows"],
     );
     table(md, &r["tcp_throughput_ratio"], &r["small_pkt_rate_ratio"]);
+    floors_note(md, r);
     let router = &r["router"];
     if let Some(why) = router["reason"].as_str() {
         let _ = writeln!(md, "\nRouter case not measured: {why}\n");
@@ -270,6 +271,25 @@ fn end_to_end(md: &mut String, r: &Value) {
     md.push('\n');
 }
 
+/// What the `floors` set says about the ratio targets: with nothing but empty programs at
+/// netpost's attach points the traffic keeps that much, so no profile can keep more.
+fn floors_note(md: &mut String, r: &Value) {
+    let ratio = |metric: &str| r[metric]["sets"][FLOORS]["ratio"].as_f64();
+    let (Some(udp), Some(tcp)) = (ratio("small_pkt_rate_ratio"), ratio("tcp_throughput_ratio"))
+    else {
+        return;
+    };
+    let _ = writeln!(
+        md,
+        "
+`floors` is the ceiling: empty programs where netpost's default run attaches on a veth \
+         (tc ingress and egress, a netfilter head and tail at each hook of both families) keep \
+         {udp:.3} of the small-packet rate and {tcp:.3} of TCP throughput. What the attach \
+         points cost (tcx, nf_hook_slow and an indirect call per program) is outside the \
+         programs' run time, and no profile with these attach points keeps more than they do."
+    );
+}
+
 /// One topology's baseline and hook sets (those measured).
 fn table(md: &mut String, tcp: &Value, udp: &Value) {
     let _ = writeln!(
@@ -291,7 +311,9 @@ fn table(md: &mut String, tcp: &Value, udp: &Value) {
         if t["ratio"].is_null() && u["ratio"].is_null() {
             continue;
         }
-        let flags = if set.flags.is_empty() {
+        let flags = if set.floors {
+            "(not netpost: empty programs at its hooks)".to_owned()
+        } else if set.flags.is_empty() {
             "(defaults)".to_owned()
         } else {
             format!("`{}`", set.flags.join(" "))
@@ -489,6 +511,21 @@ mod tests {
             "TUI on not measured: no tmux",
             "held up to 10002 flows at once",
             "| `netpost_xdp` | 500 | 150 | 0.01 |",
+        ] {
+            assert!(md.contains(needle), "missing {needle:?} in\n{md}");
+        }
+        assert!(!md.contains("is the ceiling"), "no floors set measured");
+    }
+
+    #[test]
+    fn the_floors_set_is_shown_as_the_ceiling_of_every_profile() {
+        let mut r = sample_report();
+        r["small_pkt_rate_ratio"]["sets"][FLOORS] = serde_json::json!({"ratio": 0.875});
+        r["tcp_throughput_ratio"]["sets"][FLOORS] = serde_json::json!({"ratio": 0.964});
+        let md = render(&r);
+        for needle in [
+            "| floors | (not netpost: empty programs at its hooks) |",
+            "keep 0.875 of the small-packet rate and 0.964 of TCP throughput",
         ] {
             assert!(md.contains(needle), "missing {needle:?} in\n{md}");
         }
