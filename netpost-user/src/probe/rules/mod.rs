@@ -212,6 +212,11 @@ impl State {
             remember(&mut self.known, c);
         }
         self.prune();
+        #[cfg(target_env = "gnu")]
+        // SAFETY: malloc_trim only releases free memory; nothing refers to it.
+        unsafe {
+            libc::malloc_trim(0);
+        }
         Ok(Some(counted(&self.nft.candidates)))
     }
 
