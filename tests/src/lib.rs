@@ -51,12 +51,17 @@ pub const ENV_SLACK: &str = "NETPOST_TEST_SLACK";
 /// `d` times [`ENV_SLACK`] (1 when unset). Only for deadlines of waits that end as soon as
 /// their condition holds, so a slower machine gets time without tests getting slower.
 pub fn slack(d: std::time::Duration) -> std::time::Duration {
-    let factor = std::env::var(ENV_SLACK)
+    d * slack_factor()
+}
+
+/// [`ENV_SLACK`]'s factor (1 when unset): above 1 the tests run in an emulated VM, where
+/// CPU shares and rates say nothing about netpost's cost on real hardware.
+pub fn slack_factor() -> u32 {
+    std::env::var(ENV_SLACK)
         .ok()
         .and_then(|v| v.parse::<u32>().ok())
         .unwrap_or(1)
-        .max(1);
-    d * factor
+        .max(1)
 }
 
 /// A `--duration` of `secs` times [`ENV_SLACK`], as netpost's argument: for tests that

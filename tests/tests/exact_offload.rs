@@ -95,6 +95,13 @@ fn tso_frames_from_a_tap_count_their_segments_at_tc_and_netfilter() {
 
     let tc = &hook(&snap, &tap.ifname, "tc_ingress")["by_proto"]["tcp"];
     let xdp = &hook(&snap, &tap.ifname, "xdp")["by_proto"]["tcp"];
+    if !has_netfilter_links() {
+        // No netfilter figures to check (the other tests here check that netpost says why).
+        assert_eq!(num(tc, &["packets"]), wire_packets, "tc {tc}");
+        assert_eq!(num(tc, &["bytes"]), wire_bytes, "tc bytes {tc}");
+        assert_eq!(num(tc, &["frames"]), FRAMES, "tc frames {tc}");
+        return;
+    }
     let pre = &snap["netfilter"]["ipv4"]["prerouting"]["by_proto"]["tcp"];
     let fwd = &snap["netfilter"]["ipv4"]["forward"]["by_proto"]["tcp"];
     let post = &snap["netfilter"]["ipv4"]["postrouting"]["by_proto"]["tcp"];

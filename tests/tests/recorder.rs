@@ -460,11 +460,17 @@ fn a_flood_of_drops_is_held_to_the_rate_limit_and_costs_netpost_little() {
         "at least the rate share of one CPU: {recorded}"
     );
     assert_eq!(packets(&file.0, "NO_SOCKET", &[]).len() as u64, recorded);
-    assert!(
-        cpu < 0.03,
-        "netpost's userspace under the flood: {:.2}% of a core",
-        cpu * 100.0
-    );
+    // A cost on this machine: under emulation (the kernel matrix's VMs) a CPU share
+    // measures qemu, not netpost.
+    if netpost_tests::slack_factor() == 1 {
+        assert!(
+            cpu < 0.03,
+            "netpost's userspace under the flood: {:.2}% of a core",
+            cpu * 100.0
+        );
+    } else {
+        eprintln!("emulated: netpost's CPU share under the flood is not checked");
+    }
 }
 
 #[test]
