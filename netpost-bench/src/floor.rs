@@ -48,26 +48,38 @@ where
         .with_context(|| format!("{name}: unexpected program type"))
 }
 
-pub fn run(opts: &Options) -> anyhow::Result<Value> {
+/// The object, loaded with the kernel's BTF (which the tp_btf floor needs too).
+fn load_object() -> anyhow::Result<(Btf, Ebpf)> {
     let btf = Btf::from_sys_fs().context("reading the kernel's BTF")?;
-    let mut ebpf = EbpfLoader::new()
+    let ebpf = EbpfLoader::new()
         .btf(Some(&btf))
         .load(EBPF_OBJECT)
         .context("loading the eBPF object")?;
+    Ok((btf, ebpf))
+}
+
+/// The tc floor on ingress and egress of each of `ifaces`.
+fn attach_tc(ebpf: &mut Ebpf, ifaces: &[String]) -> anyhow::Result<()> {
+    let tc: &mut SchedClassifier = program(ebpf, FLOOR_TC)?;
+    tc.load()?;
+    for dev in ifaces {
+        for dir in [TcAttachType::Ingress, TcAttachType::Egress] {
+            tc.attach(dev, dir)
+                .with_context(|| format!("attaching {FLOOR_TC} to {dev}"))?;
+        }
+    }
+    Ok(())
+}
+
+pub fn run(opts: &Options) -> anyhow::Result<Value> {
+    let (btf, mut ebpf) = load_object()?;
     let xdp: &mut Xdp = program(&mut ebpf, FLOOR_XDP)?;
     xdp.load()?;
     for dev in &opts.ifaces {
         xdp.attach(dev, XdpMode::Skb)
             .with_context(|| format!("attaching {FLOOR_XDP} to {dev}"))?;
     }
-    let tc: &mut SchedClassifier = program(&mut ebpf, FLOOR_TC)?;
-    tc.load()?;
-    for dev in &opts.ifaces {
-        for dir in [TcAttachType::Ingress, TcAttachType::Egress] {
-            tc.attach(dev, dir)
-                .with_context(|| format!("attaching {FLOOR_TC} to {dev}"))?;
-        }
-    }
+    attach_tc(&mut ebpf, &opts.ifaces)?;
     // A tracepoint floor that cannot attach leaves its kind without a floor (the report then
     // uses the lowest other one) rather than every kind.
     let mut skipped = Vec::new();
@@ -119,19 +131,8 @@ const NF_PRIORITIES: [i32; 2] = [i32::MIN + 1, i32::MAX - 2];
 /// netpost's head and tail priorities of every hook of both families, says so on stderr, and
 /// holds them until a signal ends the process (its links go with it).
 pub fn hold(ifaces: &[String]) -> anyhow::Result<Value> {
-    let btf = Btf::from_sys_fs().context("reading the kernel's BTF")?;
-    let mut ebpf = EbpfLoader::new()
-        .btf(Some(&btf))
-        .load(EBPF_OBJECT)
-        .context("loading the eBPF object")?;
-    let tc: &mut SchedClassifier = program(&mut ebpf, FLOOR_TC)?;
-    tc.load()?;
-    for dev in ifaces {
-        for dir in [TcAttachType::Ingress, TcAttachType::Egress] {
-            tc.attach(dev, dir)
-                .with_context(|| format!("attaching {FLOOR_TC} to {dev}"))?;
-        }
-    }
+    let (_btf, mut ebpf) = load_object()?;
+    attach_tc(&mut ebpf, ifaces)?;
     let nf_prog = nf::load(&ebpf, EBPF_OBJECT, &[FLOOR_NF])?
         .pop()
         .context("no netfilter floor")?;
