@@ -9,7 +9,7 @@
 //! veth (tc ingress and egress, a netfilter head and tail at every hook of both families)
 //! and keeps them until killed: the end-to-end bench's `floors` set, what the attach points
 //! alone cost the traffic, which no program of netpost's can go below.
-use std::time::Duration;
+use std::{os::fd::OwnedFd, time::Duration};
 
 use anyhow::Context as _;
 use aya::{
@@ -98,19 +98,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Value> {
             skipped.push(format!("{FLOOR_BTF} at {tp}: {e}"));
         }
     }
-    let nf_prog = nf::load(&ebpf, EBPF_OBJECT, &[FLOOR_NF])?
-        .pop()
-        .context("no netfilter floor")?;
-    let mut links = Vec::new();
-    for family in NfFamily::ALL {
-        for hook in NfHook::ALL {
-            links.push(
-                nf::link(&nf_prog, family.pf(), hook as u32, 0).with_context(|| {
-                    format!("linking {FLOOR_NF} at {} {}", family.name(), hook.name())
-                })?,
-            );
-        }
-    }
+    let links = link_nf(&ebpf, &[0])?;
     // Let the first packets through the new hooks pass before the window opens.
     std::thread::sleep(Duration::from_millis(300));
     let mut out = inpath::measure(&inpath::Options {
@@ -124,22 +112,15 @@ pub fn run(opts: &Options) -> anyhow::Result<Value> {
     Ok(out)
 }
 
-/// netpost's netfilter priorities: its head runs first at a hook, its tail last.
-const NF_PRIORITIES: [i32; 2] = [i32::MIN + 1, i32::MAX - 2];
-
-/// Attaches the tc floor (ingress and egress) to `ifaces` and the netfilter floor at
-/// netpost's head and tail priorities of every hook of both families, says so on stderr, and
-/// holds them until a signal ends the process (its links go with it).
-pub fn hold(ifaces: &[String]) -> anyhow::Result<Value> {
-    let (_btf, mut ebpf) = load_object()?;
-    attach_tc(&mut ebpf, ifaces)?;
-    let nf_prog = nf::load(&ebpf, EBPF_OBJECT, &[FLOOR_NF])?
+/// The netfilter floor at every hook of both families, once per priority in `priorities`.
+fn link_nf(ebpf: &Ebpf, priorities: &[i32]) -> anyhow::Result<Vec<OwnedFd>> {
+    let nf_prog = nf::load(ebpf, EBPF_OBJECT, &[FLOOR_NF])?
         .pop()
         .context("no netfilter floor")?;
     let mut links = Vec::new();
     for family in NfFamily::ALL {
         for hook in NfHook::ALL {
-            for priority in NF_PRIORITIES {
+            for &priority in priorities {
                 links.push(
                     nf::link(&nf_prog, family.pf(), hook as u32, priority).with_context(|| {
                         format!(
@@ -152,6 +133,19 @@ pub fn hold(ifaces: &[String]) -> anyhow::Result<Value> {
             }
         }
     }
+    Ok(links)
+}
+
+/// netpost's netfilter priorities: its head runs first at a hook, its tail last.
+const NF_PRIORITIES: [i32; 2] = [i32::MIN + 1, i32::MAX - 2];
+
+/// Attaches the tc floor (ingress and egress) to `ifaces` and the netfilter floor at
+/// netpost's head and tail priorities of every hook of both families, says so on stderr, and
+/// holds them until a signal ends the process (its links go with it).
+pub fn hold(ifaces: &[String]) -> anyhow::Result<Value> {
+    let (_btf, mut ebpf) = load_object()?;
+    attach_tc(&mut ebpf, ifaces)?;
+    let _links = link_nf(&ebpf, &NF_PRIORITIES)?;
     eprintln!("netpost-bench: floors attached");
     loop {
         std::thread::park();
