@@ -81,7 +81,9 @@ pub fn run(opts: &Options) -> anyhow::Result<Value> {
     // loading netpost's loader keeps to itself.
     let offsets = KernelBtf::from_file(Path::new(&netpost::preflight::btf_path()))
         .map_err(|e| e.to_string())
-        .and_then(|btf| btf.nf_offsets().map_err(|e| e.to_string()));
+        .and_then(|btf| btf.nf_offsets().map_err(|e| e.to_string()))
+        // As netpost runs them: reading the headers in place where the kernel allows it.
+        .map(netpost::probe::netfilter::with_reads_in_place);
     let nf_offsets = offsets.clone().unwrap_or_default();
     let mut own = EbpfLoader::new()
         .btf(Btf::from_sys_fs().ok().as_ref())

@@ -264,6 +264,10 @@ pub struct NfOffsets {
     /// (its `cb` plus the member's offset in `inet_skb_parm` / `inet6_skb_parm`).
     pub ip4cb_frag_max: u32,
     pub ip6cb_frag_max: u32,
+    /// 1 when the kernel lets netfilter programs read `skb->head` in place (Linux >= 6.17,
+    /// probed by userspace): the programs read the headers with plain loads instead of
+    /// copying them with a helper call.
+    pub direct_reads: u32,
 }
 
 /// How many fragments a reassembled datagram of `len` bytes arrived in, given the largest
@@ -297,7 +301,7 @@ pub const CT_SOURCES: u32 = 4096;
 
 const _: () = assert!(core::mem::size_of::<NfProbeCounters>() == 16 * 6 + 8 * 6);
 const _: () = assert!(core::mem::size_of::<NfHookCounters>() == 2 * (16 * 6 + 8 * 6) + 8 * 9 + 8);
-const _: () = assert!(core::mem::size_of::<NfOffsets>() == 52);
+const _: () = assert!(core::mem::size_of::<NfOffsets>() == 56);
 const _: () = assert!(core::mem::size_of::<CtSource>() == 20);
 
 #[cfg(feature = "user")]

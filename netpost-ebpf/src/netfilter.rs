@@ -8,7 +8,9 @@
 //! The context is `struct bpf_nf_ctx { const struct nf_hook_state *state; struct sk_buff
 //! *skb; }`. Kernel struct fields sit at offsets userspace found in the running kernel's BTF
 //! (aya emits no CO-RE relocations): `sk_buff` and hook-state fields are plain loads through
-//! the context's typed pointers, the packet and anything further away bpf_probe_read_kernel.
+//! the context's typed pointers. The packet: plain (fault-guarded) loads through `skb->head`
+//! where the kernel allows them (Linux >= 6.17; userspace probes it and sets `direct_reads`),
+//! else one bpf_probe_read_kernel copy; anything further away bpf_probe_read_kernel.
 //!
 //! A received packet meets four of these programs (PREROUTING and INPUT, head and tail), a
 //! forwarded one six: only the first parses it. What it found (protocol, TCP flags, wire
@@ -20,7 +22,7 @@ use aya_ebpf::{
     maps::{LruPerCpuHashMap, PerCpuArray},
 };
 use netpost_common::{
-    Family, PacketBytes, Proto,
+    Family, PacketBytes, Parsed, Proto,
     drops::nf_where,
     gso_segments,
     netfilter::{
@@ -30,7 +32,10 @@ use netpost_common::{
     parse_l3,
 };
 
-use crate::kernel::{Window, read};
+use crate::{
+    kernel::{Window, read},
+    packet::load_u32,
+};
 
 /// Where the netfilter programs of this CPU last saw `skb` (`drops::nf_where`), 0 when no
 /// record of either nesting level is that skb's (same pointer, buffer and network header).
@@ -75,7 +80,19 @@ static NETPOST_NF_OFFSETS: NfOffsets = NfOffsets {
     shinfo_gso_size: 0,
     ip4cb_frag_max: 0,
     ip6cb_frag_max: 0,
+    direct_reads: 0,
 };
+
+/// One field of [`NETPOST_NF_OFFSETS`], loaded where it is used: the verifier knows it as a
+/// constant (it must, to check each sk_buff load against the struct's layout), and loading
+/// the fields one by one spares loading all of them (volatile, so the compiler keeps the
+/// load of the value userspace patches in).
+macro_rules! offset {
+    ($field:ident) => {
+        // SAFETY: a plain read of a read-only global.
+        unsafe { core::ptr::read_volatile(&NETPOST_NF_OFFSETS.$field) }
+    };
+}
 
 /// Conntrack entries created, per source address (per CPU: no atomics needed).
 #[map(name = "NETPOST_CT_SOURCES")]
@@ -228,6 +245,53 @@ impl PacketBytes for KernelPacket<'_> {
     }
 }
 
+/// The skb's linear data read in place (Linux >= 6.17: see [`headers_in_place`]).
+struct InPlacePacket {
+    /// `skb->head` (as loaded through the skb) plus the network header's offset.
+    base: u64,
+    len: u32,
+    /// Bytes of the packet in the linear data: nothing past them is the packet's.
+    linear: u32,
+}
+
+impl PacketBytes for InPlacePacket {
+    #[inline(always)]
+    fn frame_len(&self) -> u32 {
+        self.len
+    }
+
+    #[inline(always)]
+    fn load<const N: usize>(&self, offset: u32) -> Option<[u8; N]> {
+        if offset as usize + N > self.linear as usize {
+            return None;
+        }
+        let at = self.base + offset as u64;
+        if N.is_multiple_of(4) {
+            // A word at a time: a guarded load costs a few instructions more than a plain
+            // one, so fewer, wider loads (the IPv4 header is five, not twenty).
+            let mut out = [0u8; N];
+            for (i, chunk) in out.chunks_exact_mut(4).enumerate() {
+                // SAFETY: untrusted memory: the verifier makes the load one the JIT guards.
+                let w = unsafe { load_u32((at + 4 * i as u64) as usize) };
+                chunk.copy_from_slice(&w.to_ne_bytes());
+            }
+            Some(out)
+        } else {
+            // SAFETY: as above.
+            Some(unsafe { (at as *const [u8; N]).read_unaligned() })
+        }
+    }
+}
+
+/// The `T` at `base + offset` of memory the verifier types read-only and untrusted
+/// (`skb->head` and what lies behind it, Linux >= 6.17): the JIT guards each load, and one
+/// that faults reads 0.
+#[inline(always)]
+fn load_untrusted<T: Copy>(base: u64, offset: u32) -> T {
+    // SAFETY: see above.
+    unsafe { core::ptr::read_volatile((base + offset as u64) as *const T) }
+}
+
 /// The `T` at `base + offset`, read with a plain load. Only for the context's trusted
 /// pointers (`PTR_TO_BTF_ID`): the offsets come from the frozen read-only globals, so the
 /// verifier knows them as constants and checks each load against the kernel's BTF layout of
@@ -241,20 +305,21 @@ fn load<T: Copy>(base: u64, offset: u32) -> T {
 
 #[inline(always)]
 fn observe(ctx: *mut BpfNfCtx, probe: NfProbe, lvl: &mut Level) -> Option<()> {
-    // SAFETY: a read-only global; volatile so the compiler keeps the load userspace patches.
-    let off: NfOffsets = unsafe { core::ptr::read_volatile(&NETPOST_NF_OFFSETS) };
     // SAFETY: the kernel passes a valid bpf_nf_ctx; these are the two fields it has.
     let (state, skb) = unsafe { ((*ctx).state, (*ctx).skb) };
-    let (hook, pf): (u8, u8) = (load(state, off.state_hook), load(state, off.state_pf));
+    let (hook, pf): (u8, u8) = (
+        load(state, offset!(state_hook)),
+        load(state, offset!(state_pf)),
+    );
     let family = NfFamily::from_pf(pf)?;
     let hook = match hook {
         0..=4 => hook as u32,
         _ => return None,
     };
     let counters = NF_COUNTERS.get_ptr_mut(family as u32 * 5 + hook)?;
-    let len: u32 = load(skb, off.skb_len);
-    let head: u64 = load(skb, off.skb_head);
-    let network: u16 = load(skb, off.skb_network_header);
+    let len: u32 = load(skb, offset!(skb_len));
+    let head: u64 = load(skb, offset!(skb_head));
+    let network: u16 = load(skb, offset!(skb_network_header));
     let starts = probe == NfProbe::Head
         && (hook == NfHook::PreRouting as u32 || hook == NfHook::LocalOut as u32);
     let s = &lvl.seen;
@@ -293,7 +358,7 @@ fn observe(ctx: *mut BpfNfCtx, probe: NfProbe, lvl: &mut Level) -> Option<()> {
         }
     }
     if probe == NfProbe::Tail {
-        let nfct: u64 = load(skb, off.skb_nfct);
+        let nfct: u64 = load(skb, offset!(skb_nfct));
         let slot = ct_slot(nfct);
         *counters.ct.get_mut(slot)? += segments;
         // Conntrack creates entries at PREROUTING and OUTPUT and confirms them after the last
@@ -302,7 +367,7 @@ fn observe(ctx: *mut BpfNfCtx, probe: NfProbe, lvl: &mut Level) -> Option<()> {
         let confirming = hook == NfHook::LocalIn as u32 || hook == NfHook::PostRouting as u32;
         if slot == CT_NEW && confirming {
             let conn = nfct & !7;
-            let status: u64 = read(conn, off.conn_status)?;
+            let status: u64 = read(conn, offset!(conn_status))?;
             if status & IPS_CONFIRMED == 0 {
                 counters.ct_created += 1;
                 count_source(head + network as u64, family);
@@ -313,80 +378,23 @@ fn observe(ctx: *mut BpfNfCtx, probe: NfProbe, lvl: &mut Level) -> Option<()> {
 }
 
 /// Parses the skb (whose `head`, `len` and `network` `lvl.seen` already holds) and works out
-/// how many wire packets it stands for; fills in the rest of `lvl.seen`. Not inlined: the
-/// two probes share one copy of the parser.
-#[inline(never)]
+/// how many wire packets it stands for; fills in the rest of `lvl.seen`. Inlined: each
+/// program calls it once, and a BPF-to-BPF call costs a few ns.
+#[inline(always)]
 fn classify(skb: u64, family: NfFamily, lvl: &mut Level) -> Option<()> {
-    // Read here, not passed in: loaded from the frozen global the verifier knows them as
-    // constants (it must, to check the sk_buff loads against the struct's layout).
-    // SAFETY: as in `observe`.
-    let off: NfOffsets = unsafe { core::ptr::read_volatile(&NETPOST_NF_OFFSETS) };
     let (head, len, network) = (lvl.seen.head, lvl.seen.len, lvl.seen.network);
-    let copy = &mut lvl.copy;
-    let end: u32 = load(skb, off.skb_end);
-    let tail: u32 = load(skb, off.skb_tail);
-    let base = head + network as u64;
+    let end: u32 = load(skb, offset!(skb_end));
+    let tail: u32 = load(skb, offset!(skb_tail));
     let linear = tail.saturating_sub(network as u32).min(len);
-    let copied = (linear as usize).min(HEADER_COPY);
-    if copied == 0 {
+    if linear == 0 {
         return None;
     }
-    // gso_size and gso_segs lie side by side in skb_shared_info, which starts at `end`: read
-    // them with the headers when one read of at most WINDOW bytes reaches them.
-    let (gso_lo, gso_hi) = if off.shinfo_gso_size < off.shinfo_gso_segs {
-        (off.shinfo_gso_size, off.shinfo_gso_segs + 2)
+    let shape = (len, network, end, linear);
+    // A frozen global: the verifier walks only the branch this kernel takes.
+    let (gso_size, gso_segs, parsed, proto, unread) = if offset!(direct_reads) != 0 {
+        headers_in_place(skb, family, shape)?
     } else {
-        (off.shinfo_gso_segs, off.shinfo_gso_size + 2)
-    };
-    let gso_in_copy = (end as usize + gso_hi as usize)
-        .checked_sub(network as usize)
-        .filter(|&at| at <= WINDOW)
-        .is_some();
-    let span = if gso_in_copy {
-        copied.max(end as usize + gso_hi as usize - network as usize)
-    } else {
-        copied
-    };
-    // SAFETY: reads `span` bytes of kernel memory into the buffer (a bad address only
-    // returns an error).
-    unsafe { bpf_probe_read_kernel_buf(base as *const u8, copy.get_mut(..span)?) }.ok()?;
-    let (gso_size, gso_segs) = if gso_in_copy {
-        let at = |o: u32| (end + o - network as u32) as usize;
-        // Masked (a no-op: the span check above keeps them inside) so that the verifier,
-        // which cannot follow that check, sees every index bounded.
-        let byte = |i: usize| copy[i & (WINDOW - 1)];
-        let u16_at = |i: usize| u16::from_ne_bytes([byte(i), byte(i + 1)]);
-        (
-            u16_at(at(off.shinfo_gso_size)),
-            u16_at(at(off.shinfo_gso_segs)),
-        )
-    } else {
-        let w = Window::<16>::read(head + end as u64, gso_lo, gso_hi);
-        (
-            w.get::<u16>(off.shinfo_gso_size)?,
-            w.get::<u16>(off.shinfo_gso_segs)?,
-        )
-    };
-    let pkt = KernelPacket {
-        base,
-        len,
-        linear,
-        copy,
-        copied: copied as u32,
-    };
-    let ip_family = match family {
-        NfFamily::Ipv4 => Family::Ipv4,
-        NfFamily::Ipv6 => Family::Ipv6,
-    };
-    let parsed = parse_l3(&pkt, ip_family);
-    let (proto, unread) = if parsed.proto != Proto::Malformed {
-        (parsed.proto, 0)
-    } else if linear < len {
-        // Headers cut off by the end of the linear data, not malformed: the IP header (always
-        // linear here) still names the protocol.
-        (unread_proto(&pkt, family), 1)
-    } else {
-        (Proto::Other, 0)
+        headers_copied(head, family, shape, &mut lvl.copy)?
     };
     let mut segments = gso_segments(&parsed, gso_segs as u32, gso_size as u32);
     let mut bytes = len;
@@ -395,8 +403,8 @@ fn classify(skb: u64, family: NfFamily, lvl: &mut Level) -> Option<()> {
     // IPCB(skb)->frag_max_size / IP6CB(skb)->frag_max_size, the largest fragment (the
     // control block is zeroed when a packet is received or built).
     let (max_at, per_fragment) = match family {
-        NfFamily::Ipv4 => (off.ip4cb_frag_max, parsed.l4_offset.min(60)),
-        NfFamily::Ipv6 => (off.ip6cb_frag_max, 40 + 8),
+        NfFamily::Ipv4 => (offset!(ip4cb_frag_max), parsed.l4_offset.min(60)),
+        NfFamily::Ipv6 => (offset!(ip6cb_frag_max), 40 + 8),
     };
     // `cb` is a char array: the verifier allows byte loads of it (little-endian u16).
     let frag_max = u16::from_le_bytes([load(skb, max_at), load(skb, max_at + 1)]) as u32;
@@ -419,10 +427,124 @@ fn classify(skb: u64, family: NfFamily, lvl: &mut Level) -> Option<()> {
     Some(())
 }
 
+/// The skb's GSO size and segments, its parsed headers, the protocol to count it under and
+/// whether its transport header was out of reach, from a copy of its first bytes (one
+/// bpf_probe_read_kernel).
+#[inline(always)]
+fn headers_copied(
+    head: u64,
+    family: NfFamily,
+    (len, network, end, linear): (u32, u16, u32, u32),
+    copy: &mut [u8; WINDOW],
+) -> Option<(u16, u16, Parsed, Proto, u8)> {
+    let base = head + network as u64;
+    let copied = (linear as usize).min(HEADER_COPY);
+    // gso_size and gso_segs lie side by side in skb_shared_info, which starts at `end`: read
+    // them with the headers when one read of at most WINDOW bytes reaches them.
+    let (gso_lo, gso_hi) = if offset!(shinfo_gso_size) < offset!(shinfo_gso_segs) {
+        (offset!(shinfo_gso_size), offset!(shinfo_gso_segs) + 2)
+    } else {
+        (offset!(shinfo_gso_segs), offset!(shinfo_gso_size) + 2)
+    };
+    let gso_in_copy = (end as usize + gso_hi as usize)
+        .checked_sub(network as usize)
+        .filter(|&at| at <= WINDOW)
+        .is_some();
+    let span = if gso_in_copy {
+        copied.max(end as usize + gso_hi as usize - network as usize)
+    } else {
+        copied
+    };
+    // SAFETY: reads `span` bytes of kernel memory into the buffer (a bad address only
+    // returns an error).
+    unsafe { bpf_probe_read_kernel_buf(base as *const u8, copy.get_mut(..span)?) }.ok()?;
+    let (gso_size, gso_segs) = if gso_in_copy {
+        let at = |o: u32| (end + o - network as u32) as usize;
+        // Masked (a no-op: the span check above keeps them inside) so that the verifier,
+        // which cannot follow that check, sees every index bounded.
+        let byte = |i: usize| copy[i & (WINDOW - 1)];
+        let u16_at = |i: usize| u16::from_ne_bytes([byte(i), byte(i + 1)]);
+        (
+            u16_at(at(offset!(shinfo_gso_size))),
+            u16_at(at(offset!(shinfo_gso_segs))),
+        )
+    } else {
+        let w = Window::<16>::read(head + end as u64, gso_lo, gso_hi);
+        (
+            w.get::<u16>(offset!(shinfo_gso_size))?,
+            w.get::<u16>(offset!(shinfo_gso_segs))?,
+        )
+    };
+    let pkt = KernelPacket {
+        base,
+        len,
+        linear,
+        copy,
+        copied: copied as u32,
+    };
+    let parsed = parse_l3(&pkt, ip_family(family));
+    let (proto, unread) = proto_of(&parsed, &pkt, family, linear);
+    Some((gso_size, gso_segs, parsed, proto, unread))
+}
+
+/// [`headers_copied`] where the kernel lets the program read `skb->head` in place (from
+/// Linux 6.17 on it types it as read-only untrusted memory: each load is a plain one the JIT
+/// guards against faults, where the copy costs a helper call and the bytes it copies).
+#[inline(always)]
+fn headers_in_place(
+    skb: u64,
+    family: NfFamily,
+    (len, network, end, linear): (u32, u16, u32, u32),
+) -> Option<(u16, u16, Parsed, Proto, u8)> {
+    // Loaded again from the skb, not taken from the record: only a load through the trusted
+    // skb pointer gives the verifier a pointer it lets the program read through.
+    let head: u64 = load(skb, offset!(skb_head));
+    let shinfo = head + end as u64;
+    let (gso_size, gso_segs): (u16, u16) = (
+        load_untrusted(shinfo, offset!(shinfo_gso_size)),
+        load_untrusted(shinfo, offset!(shinfo_gso_segs)),
+    );
+    let pkt = InPlacePacket {
+        base: head + network as u64,
+        len,
+        linear,
+    };
+    let parsed = parse_l3(&pkt, ip_family(family));
+    let (proto, unread) = proto_of(&parsed, &pkt, family, linear);
+    Some((gso_size, gso_segs, parsed, proto, unread))
+}
+
+#[inline(always)]
+fn ip_family(family: NfFamily) -> Family {
+    match family {
+        NfFamily::Ipv4 => Family::Ipv4,
+        NfFamily::Ipv6 => Family::Ipv6,
+    }
+}
+
+/// The protocol to count a parsed packet under, and 1 when its transport header was out of
+/// reach.
+#[inline(always)]
+fn proto_of<P: PacketBytes>(
+    parsed: &Parsed,
+    pkt: &P,
+    family: NfFamily,
+    linear: u32,
+) -> (Proto, u8) {
+    if parsed.proto != Proto::Malformed {
+        (parsed.proto, 0)
+    } else if linear < pkt.frame_len() {
+        // Headers cut off by the end of the linear data, not malformed: the IP header (always
+        // linear here) still names the protocol.
+        (unread_proto(pkt, family), 1)
+    } else {
+        (Proto::Other, 0)
+    }
+}
 /// The transport protocol the IP header names, for a packet whose transport header could
 /// not be read (IPv6 with extension headers counts as `other`).
 #[inline(always)]
-fn unread_proto(pkt: &KernelPacket, family: NfFamily) -> Proto {
+fn unread_proto<P: PacketBytes>(pkt: &P, family: NfFamily) -> Proto {
     let at = match family {
         NfFamily::Ipv4 => 9,
         NfFamily::Ipv6 => 6,

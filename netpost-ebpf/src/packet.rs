@@ -41,9 +41,11 @@ impl DirectPacket {
 /// One 4-byte load, whatever the address's alignment. The compiler splits an unaligned u32
 /// read into four byte loads and six shifts and ORs; the verifier accepts unaligned packet
 /// loads where the CPU does them natively (x86-64, arm64), so emit the load directly there.
+/// Also for memory the verifier types untrusted (netfilter's in-place reads), whose loads
+/// it guards.
 #[cfg(any(bpf_target_arch = "x86_64", bpf_target_arch = "aarch64"))]
 #[inline(always)]
-unsafe fn load_u32(at: usize) -> u32 {
+pub unsafe fn load_u32(at: usize) -> u32 {
     let v: u64;
     // SAFETY: the caller checked that [at, at + 4) is readable packet data.
     unsafe {
@@ -59,7 +61,7 @@ unsafe fn load_u32(at: usize) -> u32 {
 
 #[cfg(not(any(bpf_target_arch = "x86_64", bpf_target_arch = "aarch64")))]
 #[inline(always)]
-unsafe fn load_u32(at: usize) -> u32 {
+pub unsafe fn load_u32(at: usize) -> u32 {
     // SAFETY: the caller checked that [at, at + 4) is readable packet data.
     u32::from_ne_bytes(unsafe { (at as *const [u8; 4]).read_unaligned() })
 }

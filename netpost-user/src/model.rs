@@ -90,6 +90,8 @@ pub struct RunInfo {
     pub status: BTreeMap<&'static str, Status>,
     /// Per netfilter family: linked, or why not.
     pub netfilter_status: BTreeMap<String, Status>,
+    /// How the netfilter programs read packet headers (None when they are not linked).
+    pub netfilter_reads: Option<&'static str>,
 }
 
 impl RunInfo {
@@ -121,6 +123,9 @@ pub struct Snapshot {
     pub netfilter: BTreeMap<String, NfFamilyStats>,
     /// Per family: "linked", or why its netfilter hooks are missing.
     pub netfilter_status: BTreeMap<String, String>,
+    /// How the netfilter programs read packet headers: "in_place" (Linux >= 6.17) or
+    /// "copied" (a helper call per packet); null when they are not linked.
+    pub netfilter_reads: Option<String>,
     /// How the hooks' `registered` and `rules` were read (null without the rules probe).
     pub netfilter_rules: Option<RulesInfo>,
     /// "reading", or why rules are not read.
@@ -223,6 +228,7 @@ pub fn build_snapshot(now: &RawSample, prev: &RawSample, info: &RunInfo) -> Snap
             .iter()
             .map(|(family, status)| (family.clone(), status.to_string()))
             .collect(),
+        netfilter_reads: info.netfilter_reads.map(str::to_string),
         netfilter_rules: now.rules.as_ref().map(|r| r.info.clone()),
         netfilter_rules_status: info.status_of(rules::NAME),
         conntrack,

@@ -192,6 +192,24 @@ pub fn has_netfilter_links() -> bool {
     aya::sys::is_program_supported(aya::programs::ProgramType::Netfilter).unwrap_or(false)
 }
 
+/// Whether the running kernel's version is at least `major.minor` (/proc/sys/kernel/osrelease).
+pub fn at_least(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let mut next = || -> u32 { parts.next().and_then(|p| p.parse().ok()).expect("version") };
+    (next(), next()) >= (major, minor)
+}
+
+/// How netpost's netfilter programs read headers on this kernel, as JSON's
+/// `netfilter_reads` says: in place from Linux 6.17 on (`skb->head` readable), else copied.
+pub fn netfilter_reads() -> &'static str {
+    if at_least(6, 17) {
+        "in_place"
+    } else {
+        "copied"
+    }
+}
+
 /// What netpost says where the kernel has no netfilter links.
 pub const NO_NETFILTER_LINKS: &str =
     "this kernel has no BPF netfilter links (Linux >= 6.4 built with CONFIG_NETFILTER_BPF_LINK)";

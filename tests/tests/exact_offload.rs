@@ -398,12 +398,23 @@ fn vxlan_super_packets_count_the_wire_bytes_of_every_segment() {
 /// segment on the wire per FIN (tcpdump), however many segments the super-packet holds.
 #[test]
 fn a_fin_on_a_super_packet_is_one_fin_segment_at_netfilter() {
+    fin_on_super_packets(&[]);
+}
+
+/// The same where the netfilter programs copy the headers out (as before Linux 6.17, where
+/// `skb->head` cannot be read in place): the GSO fields come through the copy.
+#[test]
+fn a_fin_on_a_super_packet_is_one_fin_segment_at_netfilter_with_headers_copied() {
+    fin_on_super_packets(&[("NETPOST_TEST_NF_COPY", "1")]);
+}
+
+fn fin_on_super_packets(env: &[(&str, &str)]) {
     require_root();
     const CONNECTIONS: usize = 5;
     const WRITE: usize = 256 << 10;
     let pair = VethPair::new();
     let addr = SocketAddrV4::new(pair.b.ip4, 5209);
-    let netpost = Netpost::start(&pair.ns_b.name, &[&pair.b.ifname], &[]);
+    let netpost = Netpost::start_with_env(&pair.ns_b.name, &[&pair.b.ifname], &[], env);
     let capture = Capture::start(&pair.ns_b, &pair.b.ifname, &["tcp"]);
     for _ in 0..CONNECTIONS {
         let listener = pair
@@ -425,6 +436,12 @@ fn a_fin_on_a_super_packet_is_one_fin_segment_at_netfilter() {
         assert!(num(tc, &["by_proto", "tcp", "packets"]) > 0, "{tc}");
         return;
     }
+    let reads = if env.is_empty() {
+        netpost_tests::kernel::netfilter_reads()
+    } else {
+        "copied"
+    };
+    assert_eq!(snap["netfilter_reads"], reads);
     let b_ip = pair.b.ip4.octets();
     let fins = |to_b: bool| {
         frames

@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use netpost_tests::{
-    kernel::{assert_netfilter_unavailable, has_netfilter_links, snmp},
+    kernel::{assert_netfilter_unavailable, has_netfilter_links, netfilter_reads, snmp},
     netpost::{Netpost, num},
     require_root,
     router::Router,
@@ -234,6 +234,26 @@ fn nftables_drop_counts_for_ipv4_and_ipv6_forwarding() {
 
 #[test]
 fn tcp_through_the_router_shows_new_then_established_and_the_handshake() {
+    tcp_through_the_router(&[]);
+}
+
+/// The same where the programs copy the headers out (as before Linux 6.17, where
+/// `skb->head` cannot be read in place).
+#[test]
+fn tcp_through_the_router_counts_the_same_with_headers_copied() {
+    tcp_through_the_router(&[("NETPOST_TEST_NF_COPY", "1")]);
+}
+
+/// How the programs must have read headers under `env`.
+fn reads_under(env: &[(&str, &str)]) -> &'static str {
+    if env.iter().any(|(k, _)| *k == "NETPOST_TEST_NF_COPY") {
+        "copied"
+    } else {
+        netfilter_reads()
+    }
+}
+
+fn tcp_through_the_router(env: &[(&str, &str)]) {
     require_root();
     let r = Router::new();
     r.ns_router.enable_conntrack("FORWARD");
@@ -241,7 +261,12 @@ fn tcp_through_the_router_shows_new_then_established_and_the_handshake() {
         snmp(&r.ns_server, "Tcp", "InSegs"),
         snmp(&r.ns_server, "Tcp", "OutSegs"),
     );
-    let netpost = watch_router(&r, &[]);
+    let netpost = Netpost::start_with_env(
+        &r.ns_router.name,
+        &[&r.router_client.ifname, &r.router_server.ifname],
+        &[],
+        env,
+    );
     tcp_exchange(&r.ns_client, &r.ns_server, &r.server, 1000, 500);
     // The last ACK may still be on its way: what S received is what C sent through R.
     let from_client = || snmp(&r.ns_server, "Tcp", "InSegs") - in_before;
@@ -258,6 +283,12 @@ fn tcp_through_the_router_shows_new_then_established_and_the_handshake() {
     if !linked {
         return;
     }
+    assert_eq!(
+        snap["netfilter_reads"],
+        reads_under(env),
+        "{}",
+        snap["netfilter_reads"]
+    );
     let segments = snmp(&r.ns_server, "Tcp", "InSegs") - in_before
         + snmp(&r.ns_server, "Tcp", "OutSegs")
         - out_before;
@@ -329,4 +360,9 @@ fn no_netfilter_flag_links_nothing() {
     let snap = netpost.stop();
     assert_eq!(snap["netfilter_status"]["ipv4"], "off (--no-netfilter)");
     assert_eq!(snap["netfilter"], serde_json::json!({}));
+    assert_eq!(
+        snap["netfilter_reads"],
+        Value::Null,
+        "nothing linked, nothing read"
+    );
 }

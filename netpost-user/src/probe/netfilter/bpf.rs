@@ -132,27 +132,68 @@ fn bpf(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-fn prog_load(name: &str, insns: &[bpf_insn], license: &CString) -> Result<OwnedFd, String> {
-    let attempt = |log: Option<&mut Vec<u8>>| {
-        // SAFETY: all-zero is a valid bpf_attr.
-        let mut attr: bpf_attr = unsafe { std::mem::zeroed() };
-        // SAFETY: writing the prog-load member of the zeroed union.
-        let u = unsafe { &mut attr.__bindgen_anon_3 };
-        u.prog_type = bpf_prog_type::BPF_PROG_TYPE_NETFILTER as u32;
-        u.expected_attach_type = bpf_attach_type::BPF_NETFILTER as u32;
-        u.insn_cnt = insns.len() as u32;
-        u.insns = insns.as_ptr() as u64;
-        u.license = license.as_ptr() as u64;
-        for (dst, src) in u.prog_name.iter_mut().zip(name.bytes().take(15)) {
-            *dst = src as libc::c_char;
-        }
-        if let Some(log) = log {
-            u.log_level = 1;
-            u.log_size = log.len() as u32;
-            u.log_buf = log.as_mut_ptr() as u64;
-        }
-        bpf(bpf_cmd::BPF_PROG_LOAD, &mut attr)
+/// Whether the kernel lets a netfilter program read through `skb->head` (Linux >= 6.17
+/// types a pointer to a primitive loaded from a trusted struct as read-only untrusted
+/// memory; older verifiers see a number). Asked by loading the smallest program that does
+/// so; `skb_head` is the field's offset in `sk_buff`.
+pub fn reads_in_place(skb_head: u32) -> bool {
+    const LDX_DW: u8 = 0x79; // BPF_LDX | BPF_MEM | BPF_DW
+    const LDX_B: u8 = 0x71; // BPF_LDX | BPF_MEM | BPF_B
+    const MOV_K: u8 = 0xb7; // BPF_ALU64 | BPF_MOV | BPF_K
+    const EXIT: u8 = 0x95; // BPF_JMP | BPF_EXIT
+    let insn = |code: u8, dst: u8, src: u8, off: i16, imm: i32| {
+        // SAFETY: all-zero is a valid bpf_insn.
+        let mut i: bpf_insn = unsafe { std::mem::zeroed() };
+        i.code = code;
+        i.set_dst_reg(dst);
+        i.set_src_reg(src);
+        i.off = off;
+        i.imm = imm;
+        i
     };
+    let Ok(head) = i16::try_from(skb_head) else {
+        return false;
+    };
+    let insns = [
+        insn(LDX_DW, 2, 1, 8, 0),    // r2 = ctx->skb
+        insn(LDX_DW, 3, 2, head, 0), // r3 = skb->head
+        insn(LDX_B, 0, 3, 0, 0),     // r0 = *(u8 *)r3: refused where head is a number
+        insn(MOV_K, 0, 0, 0, 1),     // r0 = NF_ACCEPT
+        insn(EXIT, 0, 0, 0, 0),
+    ];
+    let license = CString::new("GPL").expect("no NUL");
+    prog_load_once("netpost_nf_probe", &insns, &license, None).is_ok()
+}
+
+/// One BPF_PROG_LOAD of a netfilter program, with the verifier log into `log` if given.
+fn prog_load_once(
+    name: &str,
+    insns: &[bpf_insn],
+    license: &CString,
+    log: Option<&mut Vec<u8>>,
+) -> io::Result<OwnedFd> {
+    // SAFETY: all-zero is a valid bpf_attr.
+    let mut attr: bpf_attr = unsafe { std::mem::zeroed() };
+    // SAFETY: writing the prog-load member of the zeroed union.
+    let u = unsafe { &mut attr.__bindgen_anon_3 };
+    u.prog_type = bpf_prog_type::BPF_PROG_TYPE_NETFILTER as u32;
+    u.expected_attach_type = bpf_attach_type::BPF_NETFILTER as u32;
+    u.insn_cnt = insns.len() as u32;
+    u.insns = insns.as_ptr() as u64;
+    u.license = license.as_ptr() as u64;
+    for (dst, src) in u.prog_name.iter_mut().zip(name.bytes().take(15)) {
+        *dst = src as libc::c_char;
+    }
+    if let Some(log) = log {
+        u.log_level = 1;
+        u.log_size = log.len() as u32;
+        u.log_buf = log.as_mut_ptr() as u64;
+    }
+    bpf(bpf_cmd::BPF_PROG_LOAD, &mut attr)
+}
+
+fn prog_load(name: &str, insns: &[bpf_insn], license: &CString) -> Result<OwnedFd, String> {
+    let attempt = |log: Option<&mut Vec<u8>>| prog_load_once(name, insns, license, log);
     attempt(None).or_else(|first| {
         // Load again with the verifier log, so the error says why.
         let mut log = vec![0u8; 1 << 20];

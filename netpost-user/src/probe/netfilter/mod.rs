@@ -32,9 +32,15 @@ const MAP_CT_SOURCES: &str = "NETPOST_CT_SOURCES";
 const GLOBAL_NF_OFFSETS: &str = "NETPOST_NF_OFFSETS";
 /// Makes netpost behave as on a kernel without netfilter links (to test that path).
 pub const ENV_NO_NETFILTER: &str = "NETPOST_TEST_NO_NETFILTER";
+/// Makes the programs copy the headers out as kernels before 6.17 must (to test that path
+/// on newer kernels, and to measure what reading in place saves).
+pub const ENV_COPY_HEADERS: &str = "NETPOST_TEST_NF_COPY";
 /// Why netfilter is unavailable on kernels without BPF_PROG_TYPE_NETFILTER.
 pub const NO_LINKS: &str =
     "this kernel has no BPF netfilter links (Linux >= 6.4 built with CONFIG_NETFILTER_BPF_LINK)";
+/// `netfilter_reads` in JSON: how the programs read packet headers.
+const READS_IN_PLACE: &str = "in_place";
+const READS_COPIED: &str = "copied";
 /// How many top sources of new conntrack entries a snapshot names.
 const TOP_SOURCES: usize = 5;
 
@@ -58,8 +64,18 @@ impl KernelBtf {
             shinfo_gso_size: self.member_sized("skb_shared_info", "gso_size", 2)?,
             ip4cb_frag_max: cb + self.member_sized("inet_skb_parm", "frag_max_size", 2)?,
             ip6cb_frag_max: cb + self.member_sized("inet6_skb_parm", "frag_max_size", 2)?,
+            // Probed by loading a program, not read from BTF: see `with_reads_in_place`.
+            direct_reads: 0,
         })
     }
+}
+
+/// `offsets` with `direct_reads` set where this kernel lets the programs read the headers in
+/// place (unless [`ENV_COPY_HEADERS`] says to copy them).
+pub fn with_reads_in_place(mut offsets: NfOffsets) -> NfOffsets {
+    let copy = std::env::var_os(ENV_COPY_HEADERS).is_some();
+    offsets.direct_reads = (!copy && bpf::reads_in_place(offsets.skb_head)) as u32;
+    offsets
 }
 
 /// The offsets the netfilter programs need, from the kernel BTF at `path`
@@ -85,6 +101,8 @@ pub struct Netfilter {
     baseline: BTreeMap<NfFamily, NfRaw>,
     /// Conntrack's invalid packets per hook, interval by interval.
     invalid: RefCell<InvalidCounter>,
+    /// Whether the programs read the headers in place (else they copy them out).
+    reads_in_place: bool,
 }
 
 impl Netfilter {
@@ -165,11 +183,13 @@ impl Probe for Netfilter {
     fn configure(&mut self, setup: &mut Setup<'_>) {
         let offsets = setup
             .btf()
-            .and_then(|btf| btf.nf_offsets().map_err(|e| e.to_string()));
+            .and_then(|btf| btf.nf_offsets().map_err(|e| e.to_string()))
+            .map(with_reads_in_place);
         setup.set_global(
             GLOBAL_NF_OFFSETS,
             offsets.as_ref().unwrap_or(&NfOffsets::default()),
         );
+        self.reads_in_place = offsets.as_ref().is_ok_and(|o| o.direct_reads != 0);
         self.status.advance(|| offsets.map(|_| Status::Pending));
     }
 
@@ -231,6 +251,13 @@ impl Probe for Netfilter {
     fn describe(&self, info: &mut RunInfo) {
         info.status.insert(self.name(), self.status());
         info.netfilter_status = self.family_status();
+        if !self.links.is_empty() {
+            info.netfilter_reads = Some(if self.reads_in_place {
+                READS_IN_PLACE
+            } else {
+                READS_COPIED
+            });
+        }
     }
 
     /// One line per family, or one for both when they share their reason (said once).
@@ -326,7 +353,25 @@ mod tests {
                 shinfo_gso_size: o("skb_shared_info", "gso_size"),
                 ip4cb_frag_max: o("sk_buff", "cb") + o("inet_skb_parm", "frag_max_size"),
                 ip6cb_frag_max: o("sk_buff", "cb") + o("inet6_skb_parm", "frag_max_size"),
+                direct_reads: 0,
             }
+        );
+    }
+
+    /// The probe's answer follows the kernel's version: 6.17 made `skb->head` readable.
+    #[test]
+    fn headers_are_read_in_place_from_linux_6_17_on() {
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(unsafe { libc::geteuid() }, 0, "loading BPF programs needs root");
+        let offsets = nf_offsets(Path::new(&crate::preflight::btf_path())).unwrap();
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+        let mut parts = release.split(|c: char| !c.is_ascii_digit());
+        let major: u32 = parts.next().unwrap().parse().unwrap();
+        let minor: u32 = parts.next().unwrap().parse().unwrap();
+        assert_eq!(
+            bpf::reads_in_place(offsets.skb_head),
+            (major, minor) >= (6, 17),
+            "kernel {release}"
         );
     }
 
