@@ -24,11 +24,17 @@ pub struct FlowKey {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowValue {
-    pub first_ns: u64,
-    pub last_ns: u64,
-    /// Sent by the low endpoint [0] and the high one [1].
+    /// Sent by the low endpoint [0] and the high one [1]. First, so that what every packet
+    /// updates shares one cache line with the end of the key: the kernel lays an LRU hash
+    /// entry out as 48 bytes of its own, the key (44, rounded up to 48), then the value,
+    /// which starts 96 bytes in, and 192-byte entries start on a cache line.
     pub packets: [u64; 2],
     pub bytes: [u64; 2],
+    pub first_ns: u64,
+    /// When the handshake machine last took a packet (every packet of a connection not yet
+    /// established or closing, and SYN/FIN/RST later); first_ns for UDP and ICMP. Not
+    /// updated for every packet: that took a clock read and a third cache line each.
+    pub last_ns: u64,
     pub handshake: Handshake,
     /// TCP flags seen from each endpoint (OR of every packet's flags).
     pub flags: [u8; 2],

@@ -1,5 +1,5 @@
 //! The flow table: per canonical 5-tuple and interface, packets and bytes per direction,
-//! first/last seen, TCP flags and the handshake (netpost_common::handshake), updated by the
+//! first seen, TCP flags and the handshake (netpost_common::handshake), updated by the
 //! tc programs. State changes, never single packets, go to userspace through a ring buffer
 //! whose failed reserves are counted. Global handshake counters live in a per-CPU array, so
 //! evicting a flow loses nothing from them.
@@ -213,25 +213,28 @@ pub fn update(fp: &FlowPacket, bytes: u64, segments: u64) -> Option<()> {
     let ipproto = key.proto;
     let dir = (fp.dir & 1) as usize;
     let from_low = dir == 0;
-    // The coarse clock (a tick's resolution) is enough for first/last seen and costs far less
-    // than the precise one, which only handshake timing needs (below).
-    // SAFETY: a helper without preconditions.
-    let coarse = unsafe { bpf_ktime_get_coarse_ns() };
     let flow = match FLOWS.get_ptr_mut(key) {
         Some(f) => f,
-        None => insert(key, ipproto, from_low, coarse)?,
+        // The coarse clock (a tick's resolution) is enough for first seen and costs far less
+        // than the precise one, which only handshake timing needs (below).
+        // SAFETY: a helper without preconditions.
+        None => insert(key, ipproto, from_low, unsafe { bpf_ktime_get_coarse_ns() })?,
     };
     // SAFETY: a valid map value; concurrent updates from other CPUs may race (counts per
     // flow are approximate under contention; the global counters are exact).
     let flow = unsafe { &mut *flow };
-    flow.last_ns = coarse;
     *flow.packets.get_mut(dir)? += segments;
     *flow.bytes.get_mut(dir)? += bytes;
     if ipproto != 6 {
         return Some(());
     }
     let flags = fp.tcp_flags;
-    *flow.flags.get_mut(dir)? |= flags;
+    let seen = flow.flags.get_mut(dir)?;
+    // Written only when it changes (rarely after the handshake): no store per packet to a
+    // line other CPUs' packets of the flow read too.
+    if *seen | flags != *seen {
+        *seen |= flags;
+    }
     // Most TCP packets are data or ACKs of a connection under way: nothing in the handshake
     // can change, and neither the machine nor the precise clock is needed.
     let stage = flow.handshake.stage;
@@ -243,6 +246,7 @@ pub fn update(fp: &FlowPacket, bytes: u64, segments: u64) -> Option<()> {
     }
     // SAFETY: a helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
+    flow.last_ns = now;
     let (syn_rtx, synack_rtx) = (
         flow.handshake.syn_retransmits,
         flow.handshake.synack_retransmits,
@@ -308,6 +312,7 @@ fn insert(key: &FlowKey, ipproto: u8, from_low: bool, now: u64) -> Option<*mut F
             words.add(i).write_volatile(0);
         }
         (*blank).first_ns = now;
+        (*blank).last_ns = now;
         (*blank).owner = owner as u8;
         // Who sent the first packet: the direction of a UDP/ICMP flow (its new_flow event
         // and rows list it from there); TCP's handshake machine sets it again.
